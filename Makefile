@@ -1,0 +1,35 @@
+# Rackcloud: `make demo` runs the main job on a lab rack, `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv test lint demo bench soak clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent tests bench docs/examples
+	$(BIN)/ruff format --check agent tests bench docs/examples
+	$(BIN)/mypy
+
+demo: $(STAMP)
+	$(BIN)/python -m agent.demo
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
+
+soak: $(STAMP)
+	$(BIN)/python -m agent.raft.sim --runs 100000
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .rack-lab

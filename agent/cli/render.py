@@ -1,0 +1,124 @@
+"""Turning cluster views into tables and JSON; shared by ``status``, ``top`` and ``watch``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agent.wire import ClusterStatus, Heartbeat, NodeStatus
+
+STATE_STYLE = {"up": "green", "suspect": "yellow", "down": "bold red", "out": "red"}
+
+
+def console() -> Console:
+    """A stdout console; when piped (scripts, ``--once``) it is wide enough not to truncate."""
+    con = Console(highlight=False)
+    if not con.is_terminal:
+        con = Console(highlight=False, width=max(con.width, 120))
+    return con
+
+
+def status_json(status: ClusterStatus) -> dict[str, Any]:
+    """The ``rack status --json`` object of DESIGN §11 (plus a few extra node fields)."""
+    data: dict[str, Any] = msgspec.to_builtins(status)
+    data.pop("answered_by", None)
+    return data
+
+
+def human_bytes(n: int) -> str:
+    """Compact binary units (1.5K, 79.5G): tables are narrow."""
+    size = float(n)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024:
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}P"
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _disks(node: NodeStatus) -> str:
+    if not node.osds:
+        return "-"
+    free = sum(d.free_bytes for d in node.osds)
+    total = sum(d.total_bytes for d in node.osds)
+    bad = sum(1 for d in node.osds if not d.ok)
+    text = f"{len(node.osds)}: {human_bytes(free)}/{human_bytes(total)}"
+    return text + (f" ({bad} failed)" if bad else "")
+
+
+def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col, justify in (
+        ("node", "left"),
+        ("state", "left"),
+        ("address", "left"),
+        ("roles", "left"),
+        ("heartbeat", "right"),
+        ("uptime", "right"),
+        ("disks free/size", "left"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for node in status.nodes:
+        age = node.last_heartbeat_age_s
+        table.add_row(
+            node.name,
+            Text(node.state, style=STATE_STYLE.get(node.state, "")),
+            node.address or "-",
+            ",".join(node.roles) or "-",
+            "-" if age is None else f"{age:.2f}s",
+            human_duration(node.uptime_s),
+            _disks(node),
+        )
+    return table
+
+
+def summary_line(status: ClusterStatus) -> Text:
+    counts: dict[str, int] = {}
+    for n in status.nodes:
+        counts[n.state] = counts.get(n.state, 0) + 1
+    text = Text(f"cluster {status.cluster}  epoch {status.epoch}  ")
+    if status.quorum is None:
+        text.append("quorum: no monitors yet  ", style="dim")
+    else:
+        q = status.quorum
+        text.append(f"leader {q.leader or 'none'} term {q.term} ({len(q.members)} monitors)  ")
+    for state in ("up", "suspect", "down", "out"):
+        if counts.get(state):
+            text.append(f"{counts[state]} {state}  ", style=STATE_STYLE[state])
+    text.append(f"(view of {status.answered_by})", style="dim")
+    return text
+
+
+def heartbeat_line(hb: Heartbeat) -> str:
+    stamp = (
+        time.strftime("%H:%M:%S", time.localtime(hb.sent_at))
+        + f".{int(hb.sent_at * 1000) % 1000:03d}"
+    )
+    return (
+        f"{stamp} hb.{hb.node} inc={hb.incarnation:x} seq={hb.seq} epoch={hb.epoch} "
+        f"roles={','.join(hb.roles)} uptime={hb.uptime_s:.1f}s disks={len(hb.disks)}"
+    )

@@ -1,0 +1,153 @@
+"""The operator's side of the wire: synchronous RPC and heartbeat subscription.
+
+Requests fan out to every configured node at once and the first answer wins, so a dead
+node costs nothing (no timeout before trying the next one). Each socket pins the
+node's enrolled key: a client can only be answered by the node it meant to reach.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import zmq
+
+from agent.config import ClientConfig
+from agent.errors import KeyringError, RemoteError, RpcTimeout, WireError
+from agent.keys import Allowlist, Keypair, load_allowlist, load_keypair
+from agent.security import make_curve_client
+from agent.wire import (
+    HEARTBEAT_PREFIX,
+    ClusterStatus,
+    ErrorReply,
+    Heartbeat,
+    Message,
+    StatusReply,
+    StatusRequest,
+    decode,
+    encode,
+)
+
+_rids = itertools.count(int(time.time() * 1000) % 1_000_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    address: str
+    rpc_port: int
+    pub_port: int
+    public_key: str
+
+
+class Client:
+    """A connection to the rack as configured by a client TOML file."""
+
+    def __init__(self, conf: ClientConfig) -> None:
+        self.conf = conf
+        self.me: Keypair = load_keypair(conf.keys.secret)
+        self.allowlist: Allowlist = load_allowlist(conf.keys.allowlist)
+        if self.allowlist.cluster != conf.cluster:
+            raise KeyringError(
+                f"the allowlist is for cluster {self.allowlist.cluster}, "
+                f"the client config says {conf.cluster}"
+            )
+        self.ctx = zmq.Context()
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def endpoints(self) -> list[Endpoint]:
+        out = []
+        for node in self.conf.nodes:
+            enrolled = self.allowlist.by_name(node.name)
+            if enrolled is None:
+                raise KeyringError(f"node {node.name} in the client config is not in the allowlist")
+            out.append(
+                Endpoint(node.name, node.address, node.rpc_port, node.pub_port, enrolled.public)
+            )
+        return out
+
+    def call_any(self, make: Callable[[int], Message], timeout: float | None = None) -> Message:
+        """Send the request to every node at once; return the first answer."""
+        timeout = self.conf.timeout if timeout is None else timeout
+        rid = next(_rids)
+        request = encode(make(rid))
+        poller = zmq.Poller()
+        sockets = []
+        try:
+            for ep in self.endpoints():
+                sock = self.ctx.socket(zmq.DEALER)
+                make_curve_client(sock, self.me, ep.public_key)
+                sock.connect(f"tcp://{ep.address}:{ep.rpc_port}")
+                sock.send_multipart(request)
+                poller.register(sock, zmq.POLLIN)
+                sockets.append(sock)
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                for sock, _ in poller.poll(int(left * 1000)):
+                    try:
+                        reply, _ = decode(sock.recv_multipart())
+                    except WireError:
+                        continue
+                    if getattr(reply, "rid", None) != rid:
+                        continue
+                    if isinstance(reply, ErrorReply):
+                        raise RemoteError(reply.code, reply.message, reply.retryable)
+                    return reply
+        finally:
+            for sock in sockets:
+                sock.close(linger=0)
+        tried = ", ".join(n.name for n in self.conf.nodes)
+        raise RpcTimeout(
+            f"no node answered within {timeout:g} s (tried {tried}); "
+            "check that the agents run and that this client's key is enrolled"
+        )
+
+    def status(self, timeout: float | None = None) -> ClusterStatus:
+        reply = self.call_any(lambda rid: StatusRequest(rid=rid), timeout)
+        if not isinstance(reply, StatusReply):
+            raise WireError(f"expected a status reply, got {type(reply).__name__}")
+        return reply.status
+
+    def heartbeats(self, timeout: float | None = None) -> Iterator[Heartbeat]:
+        """Subscribe to every node's heartbeats (learned from a status reply) and yield them.
+
+        Yields nothing for ``timeout`` seconds of silence, then stops; ``None`` waits forever.
+        """
+        targets = {ep.name: ep for ep in self.endpoints()}
+        try:
+            for node in self.status().nodes:
+                enrolled = self.allowlist.by_name(node.name)
+                if node.address and node.pub_port and node.rpc_port and enrolled:
+                    targets[node.name] = Endpoint(
+                        node.name, node.address, node.rpc_port, node.pub_port, enrolled.public
+                    )
+        except RpcTimeout:
+            pass  # subscribe to the configured nodes; they may come up later
+        sub = self.ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_PREFIX)
+        try:
+            for ep in targets.values():
+                make_curve_client(sub, self.me, ep.public_key)
+                sub.connect(f"tcp://{ep.address}:{ep.pub_port}")
+            while True:
+                if not sub.poll(None if timeout is None else int(timeout * 1000)):
+                    return
+                frames = sub.recv_multipart()
+                try:
+                    msg, _ = decode(frames[1:])
+                except WireError:
+                    continue
+                if isinstance(msg, Heartbeat):
+                    yield msg
+        finally:
+            sub.close(linger=0)

@@ -1,0 +1,181 @@
+"""Node and client configuration: TOML files loaded into frozen, validated types.
+
+Ansible (and the lab) write these files; the agent and the CLI only read them. Any
+problem is reported as one :class:`~agent.errors.ConfigError` sentence that names the
+file, the field and what is wrong, so an operator can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+
+from agent.errors import ConfigError
+from agent.names import BadName, check_name
+
+Role = Literal["mon", "osd", "compute", "gateway"]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
+
+
+class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Config structs reject unknown keys: a typo must not silently become a default."""
+
+
+class KeysConfig(_Strict, frozen=True, kw_only=True):
+    secret: str
+    """Path of this node's (or client's) key file, mode 0600."""
+    allowlist: str
+    """Path of the cluster allowlist: every enrolled public key."""
+
+
+class TimingConfig(_Strict, frozen=True, kw_only=True):
+    heartbeat_interval: Seconds = 0.2
+    suspect_after: Seconds = 0.6
+    dead_after: Seconds = 1.0
+
+
+class DiscoveryConfig(_Strict, frozen=True, kw_only=True):
+    enabled: bool = True
+
+
+class NodeConfig(_Strict, frozen=True, kw_only=True):
+    cluster: str
+    node: str
+    bind: str
+    rpc_port: Port = 7100
+    pub_port: Port = 7101
+    roles: tuple[Role, ...] = ("mon", "osd", "compute")
+    data_dir: str
+    disks: tuple[str, ...] = ()
+    keys: KeysConfig
+    timing: TimingConfig = TimingConfig()
+    discovery: DiscoveryConfig = DiscoveryConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ClientNode(_Strict, frozen=True, kw_only=True):
+    name: str
+    address: str
+    rpc_port: Port = 7100
+    pub_port: Port = 7101
+
+
+class ClientConfig(_Strict, frozen=True, kw_only=True):
+    cluster: str
+    keys: KeysConfig
+    nodes: tuple[ClientNode, ...]
+    timeout: Seconds = 3.0
+
+
+_T = TypeVar("_T", NodeConfig, ClientConfig)
+
+
+def _parse(path: Path, kind: type[_T]) -> _T:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        conf = msgspec.convert(raw, kind)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config file {path}: {_field_sentence(str(exc))}") from None
+    return _resolve_paths(conf, path.parent)
+
+
+def _field_sentence(msgspec_error: str) -> str:
+    """Turn msgspec's "Expected `int`, got `str` - at `$.timing.x`" into field-first prose."""
+    message, sep, where = msgspec_error.rpartition(" - at ")
+    if not sep:
+        message, where = msgspec_error, "$"
+    field = where.strip("`").removeprefix("$").removeprefix(".")
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", message)
+    if unknown:
+        name = f"{field}.{unknown[1]}" if field else unknown[1]
+        return f"field '{name}' is not a known setting (a typo?)"
+    return f"field '{field}': {message[0].lower()}{message[1:]}"
+
+
+def _resolve_paths(conf: _T, base: Path) -> _T:
+    """Make relative paths relative to the config file, so a config works from any cwd."""
+
+    def absolute(p: str) -> str:
+        return p if os.path.isabs(p) else str((base / p).resolve())
+
+    keys = KeysConfig(secret=absolute(conf.keys.secret), allowlist=absolute(conf.keys.allowlist))
+    if isinstance(conf, NodeConfig):
+        return msgspec.structs.replace(
+            conf,
+            keys=keys,
+            data_dir=absolute(conf.data_dir),
+            disks=tuple(absolute(d) for d in conf.disks),
+        )
+    return msgspec.structs.replace(conf, keys=keys)
+
+
+def _check_address(where: Path, field: str, value: str) -> None:
+    try:
+        addr = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ConfigError(
+            f"config file {where}: field '{field}': {value!r} is not an IPv4 address"
+        ) from None
+    if addr.is_unspecified:
+        raise ConfigError(
+            f"config file {where}: field '{field}': 0.0.0.0 would listen on every interface; "
+            "give the rack interface's address"
+        )
+
+
+def _check_names(where: Path, pairs: list[tuple[str, str]]) -> None:
+    for field, value in pairs:
+        try:
+            check_name(value, field)
+        except BadName as exc:
+            raise ConfigError(f"config file {where}: field '{field}': {exc}") from None
+
+
+def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
+    """Load and validate a node's config (the file Ansible writes for ``rack-agent``)."""
+    where = Path(path)
+    conf = _parse(where, NodeConfig)
+    _check_names(where, [("cluster", conf.cluster), ("node", conf.node)])
+    _check_address(where, "bind", conf.bind)
+    if conf.rpc_port == conf.pub_port:
+        raise ConfigError(f"config file {where}: field 'pub_port': must differ from rpc_port")
+    t = conf.timing
+    if not t.heartbeat_interval < t.suspect_after < t.dead_after:
+        raise ConfigError(
+            f"config file {where}: field 'timing': need heartbeat_interval < suspect_after "
+            f"< dead_after, got {t.heartbeat_interval} / {t.suspect_after} / {t.dead_after}"
+        )
+    if len(set(conf.roles)) != len(conf.roles):
+        raise ConfigError(f"config file {where}: field 'roles': a role is listed twice")
+    return conf
+
+
+def load_client_config(path: str | os.PathLike[str]) -> ClientConfig:
+    """Load and validate a client config (``rack --conf FILE``; the lab writes one)."""
+    where = Path(path)
+    conf = _parse(where, ClientConfig)
+    _check_names(where, [("cluster", conf.cluster), *(("nodes.name", n.name) for n in conf.nodes)])
+    if not conf.nodes:
+        raise ConfigError(f"config file {where}: field 'nodes': list at least one node")
+    for n in conf.nodes:
+        _check_address(where, "nodes.address", n.address)
+    return conf
+
+
+def dump_toml(data: object) -> str:
+    """Encode plain data as TOML (used by the lab and keyring writers)."""
+    return msgspec.toml.encode(data).decode()

@@ -1,0 +1,168 @@
+"""zeroconf discovery: announce ourselves, browse for peers, admit only enrolled ones.
+
+zeroconf is a hint, not a trust anchor. An announcement is admitted only when its
+cluster id is ours, its node name is enrolled as a node, and the public key in its TXT
+record is exactly the one enrolled under that name. Even an admitted announcement with a
+forged address gains nothing: our SUB socket pins the enrolled key, so only the holder
+of the node's secret key can complete the CURVE handshake.
+
+zeroconf binds to the rack interface only (``bind`` in the node config), never to every
+interface of the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from zeroconf import IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from agent import __version__
+from agent.keys import Allowlist
+from agent.ratelimit import RateLimitedLog
+
+SERVICE_TYPE = "_rackcloud._tcp.local."
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """An admitted peer: where to reach it and the key it must prove it holds."""
+
+    name: str
+    address: str
+    rpc_port: int
+    pub_port: int
+    public_key: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+def instance_name(cluster: str, node: str) -> str:
+    return f"{cluster}-{node}.{SERVICE_TYPE}"
+
+
+def txt_record(
+    cluster: str, node: str, rpc_port: int, pub_port: int, public_key: str
+) -> dict[str, str]:
+    return {
+        "cluster": cluster,
+        "node": node,
+        "rpc": str(rpc_port),
+        "pub": str(pub_port),
+        "key": public_key,
+        "ver": __version__,
+    }
+
+
+def admit(
+    props: Mapping[str, str | None], addresses: list[str], allowlist: Allowlist, me: str
+) -> Peer | Rejected:
+    """Decide from an announcement alone whether it is a peer we should connect to."""
+    cluster, node, key = props.get("cluster"), props.get("node"), props.get("key")
+    if cluster != allowlist.cluster:
+        return Rejected(f"cluster {cluster!r} is not ours")
+    if not node or node == me:
+        return Rejected("no node name" if not node else "our own announcement")
+    enrolled = allowlist.by_name(node)
+    if enrolled is None or enrolled.kind != "node":
+        return Rejected(f"node {node!r} is not enrolled")
+    if key != enrolled.public:
+        return Rejected(f"node {node!r} announced a key that is not the enrolled one")
+    try:
+        rpc, pub = int(props.get("rpc") or ""), int(props.get("pub") or "")
+    except ValueError:
+        return Rejected(f"node {node!r} announced bad ports")
+    if not (0 < rpc < 65536 and 0 < pub < 65536):
+        return Rejected(f"node {node!r} announced ports out of range")
+    if not addresses:
+        return Rejected(f"node {node!r} announced no IPv4 address")
+    return Peer(node, addresses[0], rpc, pub, enrolled.public, props.get("ver") or "")
+
+
+class Discovery:
+    """Announces this node and calls ``on_peer`` for every admitted announcement."""
+
+    def __init__(
+        self,
+        *,
+        bind: str,
+        cluster: str,
+        node: str,
+        rpc_port: int,
+        pub_port: int,
+        public_key: str,
+        allowlist: Allowlist,
+        on_peer: Callable[[Peer], None],
+    ) -> None:
+        self.bind = bind
+        self.allowlist = allowlist
+        self.node = node
+        self.on_peer = on_peer
+        self._info = AsyncServiceInfo(
+            SERVICE_TYPE,
+            instance_name(cluster, node),
+            addresses=[socket.inet_aton(bind)],
+            port=rpc_port,
+            properties=txt_record(cluster, node, rpc_port, pub_port, public_key),
+            server=f"{cluster}-{node}.local.",
+        )
+        self._azc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rejects = RateLimitedLog(log, per_seconds=30.0)
+
+    async def start(self) -> None:
+        self._azc = AsyncZeroconf(interfaces=[self.bind], ip_version=IPVersion.V4Only)
+        await self._azc.async_register_service(self._info, allow_name_change=False)
+        self._browser = AsyncServiceBrowser(
+            self._azc.zeroconf, SERVICE_TYPE, handlers=[self._changed]
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._browser is not None:
+            await self._browser.async_cancel()
+        if self._azc is not None:
+            await self._azc.async_unregister_all_services()
+            await self._azc.async_close()
+
+    def _changed(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
+            task = asyncio.get_running_loop().create_task(
+                self._resolve(zeroconf, service_type, name)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
+        info = AsyncServiceInfo(service_type, name)
+        try:
+            if not await info.async_request(zeroconf, 3000):
+                return
+        except Exception:  # a peer's bad record must never take discovery down
+            log.exception("could not resolve %s", name)
+            return
+        props = {
+            (k.decode("utf-8", "replace") if isinstance(k, bytes) else str(k)): (
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else None
+            )
+            for k, v in info.properties.items()
+        }
+        verdict = admit(props, info.parsed_addresses(IPVersion.V4Only), self.allowlist, self.node)
+        if isinstance(verdict, Rejected):
+            if verdict.reason != "our own announcement":
+                self._rejects.warning("ignored announcement %s: %s", name, verdict.reason)
+            return
+        self.on_peer(verdict)

@@ -1,0 +1,388 @@
+"""The lab rack: N agents on one machine, in network namespaces or on 127.0.0.1.
+
+As root each node is a network namespace with its own address on a private bridge
+(multicast snooping off, so mDNS crosses it; no uplink, so nothing leaves the machine).
+Without root the agents share 127.0.0.1 and differ by port. ``kill`` pulls the power
+(SIGKILL every process of the node, and its link down in netns mode); ``partition``
+takes the link down only, so the node keeps running on the wrong side of a cut.
+
+In this version the lab starts agents directly; deployment with ``ansible-playbook``
+comes with the Ansible roles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from agent.client import Client
+from agent.config import ClientConfig, ClientNode, KeysConfig, dump_toml, load_client_config
+from agent.errors import LabError, RackError
+from agent.keys import create_keyring
+from agent.lab import netns, state
+from agent.lab.state import LabNode, LabState, Mode
+from agent.wire import ClusterStatus
+
+CLIENT = "admin"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    heartbeat_interval: float = 0.2
+    suspect_after: float = 0.6
+    dead_after: float = 1.0
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def choose_mode(requested: str) -> Mode:
+    reason = netns.available()
+    if requested == "auto":
+        return "netns" if reason is None else "loopback"
+    if requested == "netns":
+        if reason:
+            raise LabError(reason)
+        return "netns"
+    if requested == "loopback":
+        return "loopback"
+    raise LabError(f"unknown lab mode {requested!r}: use auto, netns or loopback")
+
+
+def _free_port_block(count: int) -> int:
+    """A base port with ``count`` consecutive free ports on 127.0.0.1."""
+    for base in range(17100, 60000, 100):
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise LabError("no block of free ports on 127.0.0.1 for the lab")
+
+
+class Lab:
+    """Operations on the lab rack kept in ``lab_dir``."""
+
+    def __init__(self, lab_dir: Path, progress: Progress = _quiet) -> None:
+        self.dir = lab_dir.resolve()
+        self.progress = progress
+
+    # ---- paths -------------------------------------------------------------------------
+
+    @property
+    def client_conf(self) -> Path:
+        return self.dir / "client.toml"
+
+    def node_dir(self, name: str) -> Path:
+        return self.dir / "nodes" / name
+
+    # ---- up ----------------------------------------------------------------------------
+
+    def up(
+        self, nodes: int, mode: str = "auto", timing: Timing = Timing(), timeout: float = 60.0
+    ) -> float:
+        """Build the rack; returns seconds until every node saw every other node up."""
+        if not 1 <= nodes <= 32:
+            raise LabError(f"a lab rack has 1 to 32 nodes, not {nodes}")
+        existing = state.load(self.dir)
+        if existing is not None:
+            raise LabError(f"a lab is already up in {self.dir}; run 'rack lab down' first")
+        chosen = choose_mode(mode)
+        started = time.monotonic()
+        st = LabState(lab_id=os.urandom(2).hex(), mode=chosen)
+        for sub in ("keys", "nodes"):
+            shutil.rmtree(self.dir / sub, ignore_errors=True)
+        state.save(self.dir, st)  # before anything exists, so 'down' can always clean up
+        try:
+            self._build(st, nodes, timing)
+            self.progress(
+                f"started {nodes} agents ({chosen} mode); waiting for them to see each other"
+            )
+            self.wait_converged(timeout)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.down()
+            if isinstance(exc, RackError):
+                raise LabError(f"lab up failed and was cleaned up: {exc}") from None
+            raise
+        return time.monotonic() - started
+
+    def _build(self, st: LabState, count: int, timing: Timing) -> None:
+        names = [f"n{i}" for i in range(1, count + 1)]
+        create_keyring(self.dir / "keys", names, [CLIENT], cluster=f"lab-{st.lab_id}")
+        if st.mode == "netns":
+            subnet = netns.free_subnet()
+            hosts = list(subnet.hosts())
+            st.bridge, st.subnet = netns.bridge_name(st.lab_id), str(subnet)
+            state.save(self.dir, st)
+            netns.create_bridge(
+                st.bridge, ipaddress.IPv4Interface(f"{hosts[0]}/{subnet.prefixlen}")
+            )
+            for i, name in enumerate(names, start=1):
+                node = LabNode(
+                    name=name,
+                    address=str(hosts[10 + i - 1]),
+                    rpc_port=7100,
+                    pub_port=7101,
+                    netns=netns.netns_name(st.lab_id, name),
+                    veth=netns.veth_name(st.lab_id, i),
+                )
+                st.nodes.append(node)
+                state.save(self.dir, st)
+                assert node.netns and node.veth
+                netns.create_node(
+                    node.netns,
+                    node.veth,
+                    st.bridge,
+                    ipaddress.IPv4Interface(f"{node.address}/{subnet.prefixlen}"),
+                )
+        else:
+            base = _free_port_block(2 * count)
+            for i, name in enumerate(names):
+                st.nodes.append(
+                    LabNode(
+                        name=name,
+                        address="127.0.0.1",
+                        rpc_port=base + 2 * i,
+                        pub_port=base + 2 * i + 1,
+                    )
+                )
+        state.save(self.dir, st)
+        for node in st.nodes:
+            self._write_node_config(st, node, timing)
+        self._write_client_config(st)
+        for node in st.nodes:
+            self._start(st, node)
+        state.save(self.dir, st)
+
+    def _write_node_config(self, st: LabState, node: LabNode, timing: Timing) -> None:
+        home = self.node_dir(node.name)
+        (home / "disk0").mkdir(parents=True, exist_ok=True)
+        conf = {
+            "cluster": f"lab-{st.lab_id}",
+            "node": node.name,
+            "bind": node.address,
+            "rpc_port": node.rpc_port,
+            "pub_port": node.pub_port,
+            "roles": ["mon", "osd", "compute"],
+            "data_dir": str(home / "data"),
+            "disks": [str(home / "disk0")],
+            "keys": {
+                "secret": str(self.dir / "keys" / "secret" / f"{node.name}.key"),
+                "allowlist": str(self.dir / "keys" / "allowlist.toml"),
+            },
+            "timing": {
+                "heartbeat_interval": timing.heartbeat_interval,
+                "suspect_after": timing.suspect_after,
+                "dead_after": timing.dead_after,
+            },
+        }
+        (home / "agent.toml").write_text(dump_toml(conf), encoding="utf-8")
+
+    def _write_client_config(self, st: LabState) -> None:
+        conf = ClientConfig(
+            cluster=f"lab-{st.lab_id}",
+            keys=KeysConfig(
+                secret=str(self.dir / "keys" / "secret" / f"{CLIENT}.key"),
+                allowlist=str(self.dir / "keys" / "allowlist.toml"),
+            ),
+            nodes=tuple(
+                ClientNode(name=n.name, address=n.address, rpc_port=n.rpc_port, pub_port=n.pub_port)
+                for n in st.nodes
+            ),
+        )
+        self.client_conf.write_text(dump_toml(msgspec.to_builtins(conf)), encoding="utf-8")
+
+    def _start(self, st: LabState, node: LabNode) -> None:
+        home = self.node_dir(node.name)
+        cmd = [sys.executable, "-m", "agent.daemon", "--conf", str(home / "agent.toml")]
+        if st.mode == "netns":
+            assert node.netns
+            cmd = ["ip", "netns", "exec", node.netns, *cmd]
+        with open(home / "agent.log", "ab") as logf:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        node.pid = proc.pid
+
+    # ---- observing ---------------------------------------------------------------------
+
+    def client(self, only: str | None = None) -> Client:
+        conf = load_client_config(self.client_conf)
+        if only is not None:
+            conf = msgspec.structs.replace(
+                conf, nodes=tuple(n for n in conf.nodes if n.name == only)
+            )
+        return Client(conf)
+
+    def status_of(self, name: str, timeout: float = 1.0) -> ClusterStatus:
+        with self.client(only=name) as c:
+            return c.status(timeout=timeout)
+
+    def wait_converged(self, timeout: float, among: list[str] | None = None) -> None:
+        """Return once each running node sees every running node up (or raise on timeout)."""
+        st = state.require(self.dir)
+        names = among or [n.name for n in st.nodes if n.pid is not None]
+        deadline = time.monotonic() + timeout
+        last = "no node answered yet"
+        while time.monotonic() < deadline:
+            self._check_alive(st)
+            lagging = []
+            for name in names:
+                try:
+                    view = self.status_of(name, timeout=0.5)
+                except RackError:
+                    lagging.append(f"{name} does not answer")
+                    continue
+                seen = {n.name for n in view.nodes if n.state == "up"}
+                missing = sorted(set(names) - seen)
+                if missing:
+                    lagging.append(f"{name} does not see {', '.join(missing)}")
+            if not lagging:
+                return
+            last = "; ".join(lagging)
+            time.sleep(0.05)
+        raise LabError(f"the rack did not converge within {timeout:g} s: {last}")
+
+    def _check_alive(self, st: LabState) -> None:
+        for node in st.nodes:
+            if node.pid is not None and not _running(node.pid):
+                tail = _tail(self.node_dir(node.name) / "agent.log")
+                raise LabError(f"agent {node.name} exited: {tail}")
+
+    # ---- faults ------------------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """Pull the power: SIGKILL every process of the node; in netns mode its link goes down."""
+        st = state.require(self.dir)
+        node = st.node(name)
+        if st.mode == "netns":
+            assert node.veth
+            netns.set_link(node.veth, up=False)
+        _signal(self._pids(st, node), signal.SIGKILL)
+        if node.pid is not None:
+            _reap(node.pid)
+        node.pid = None
+        state.save(self.dir, st)
+
+    def _pids(self, st: LabState, node: LabNode) -> list[int]:
+        """Every process of the node: its namespace's, or its agent's (checked for pid reuse)."""
+        if st.mode == "netns":
+            return netns.pids(node.netns) if node.netns and netns.exists(node.netns) else []
+        if node.pid is not None and _is_our_agent(node.pid, self.node_dir(node.name)):
+            return [node.pid]
+        return []
+
+    def boot(self, name: str, timeout: float = 30.0) -> None:
+        """Power the node back on; returns once it answers and sees the running nodes."""
+        st = state.require(self.dir)
+        node = st.node(name)
+        if node.pid is not None and _running(node.pid):
+            raise LabError(f"node {name} is already running (pid {node.pid})")
+        if st.mode == "netns":
+            assert node.veth
+            netns.set_link(node.veth, up=True)
+        self._start(st, node)
+        state.save(self.dir, st)
+        self.wait_converged(timeout)
+
+    def partition(self, name: str, heal: bool = False) -> None:
+        """Cut (or restore) the node's link; its processes keep running."""
+        st = state.require(self.dir)
+        node = st.node(name)
+        if st.mode != "netns":
+            raise LabError(
+                "partition and heal need netns mode (run 'rack lab up' as root); "
+                "in loopback mode all nodes share 127.0.0.1"
+            )
+        assert node.veth
+        netns.set_link(node.veth, up=heal)
+
+    # ---- down --------------------------------------------------------------------------
+
+    def down(self, grace: float = 3.0) -> int:
+        """Stop every agent (SIGTERM, SIGKILL after ``grace``) and remove every namespace,
+        veth and bridge of the lab; returns how many processes were stopped."""
+        st = state.load(self.dir)
+        if st is None:
+            return 0
+        pids = [pid for node in st.nodes for pid in self._pids(st, node)]
+        _signal(pids, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            for pid in pids:
+                _reap(pid, tries=1)
+            time.sleep(0.05)
+        _signal([p for p in pids if _running(p)], signal.SIGKILL)
+        for pid in pids:
+            _reap(pid)
+        if st.mode == "netns":
+            netns.remove_all(st.lab_id)
+        state.state_path(self.dir).unlink(missing_ok=True)
+        return len(pids)
+
+
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(pid: int, tries: int = 50) -> None:
+    """Collect the exit status if the agent is our own child (lab up, then kill in one process)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        for _ in range(tries):
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+            time.sleep(0.01)
+
+
+def _is_our_agent(pid: int, home: Path) -> bool:
+    """Guard against a recycled pid: only signal a process running this node's config."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(home / "agent.toml").encode() in cmdline
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return " | ".join(text[-lines:]) or "empty log"

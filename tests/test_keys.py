@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import zmq
+
+from agent.errors import KeyringError
+from agent.keys import create_keyring, enroll, load_allowlist, load_keypair
+from agent.names import BadName
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_create_writes_private_keys_0600_and_a_matching_allowlist(tmp_path: Path) -> None:
+    allowlist = create_keyring(tmp_path, ["n1", "n2"], ["admin"], cluster="c1")
+    assert allowlist.cluster == "c1"
+    assert [(e.name, e.kind) for e in allowlist.keys] == [
+        ("n1", "node"),
+        ("n2", "node"),
+        ("admin", "client"),
+    ]
+    for name in ("n1", "n2", "admin"):
+        path = tmp_path / "secret" / f"{name}.key"
+        assert mode(path) == 0o600
+        pair = load_keypair(path)
+        # The secret really belongs to the enrolled public key.
+        assert zmq.curve_public(pair.secret.encode()).decode() == pair.public
+        assert allowlist.by_name(name) is not None
+        assert allowlist.by_name(name).public == pair.public  # type: ignore[union-attr]
+    assert load_allowlist(tmp_path / "allowlist.toml") == allowlist
+    assert len({e.public for e in allowlist.keys}) == 3
+
+
+def test_refuses_to_overwrite_a_keyring(tmp_path: Path) -> None:
+    create_keyring(tmp_path, ["n1"], [])
+    before = (tmp_path / "allowlist.toml").read_text()
+    with pytest.raises(KeyringError, match="already exists"):
+        create_keyring(tmp_path, ["n1"], [])
+    assert (tmp_path / "allowlist.toml").read_text() == before
+
+
+def test_readable_secret_is_refused(tmp_path: Path) -> None:
+    create_keyring(tmp_path, ["n1"], [])
+    path = tmp_path / "secret" / "n1.key"
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyringError, match="chmod 600"):
+        load_keypair(path)
+
+
+def test_enroll_adds_a_key_and_refuses_duplicates(tmp_path: Path) -> None:
+    create_keyring(tmp_path, ["n1"], ["admin"])
+    pair = enroll(tmp_path, "n2", "node")
+    allowlist = load_allowlist(tmp_path / "allowlist.toml")
+    assert allowlist.by_public(pair.public) is not None
+    assert [e.name for e in allowlist.nodes()] == ["n1", "n2"]
+    with pytest.raises(KeyringError, match="already enrolled"):
+        enroll(tmp_path, "n2", "node")
+
+
+def test_bad_names_and_duplicates(tmp_path: Path) -> None:
+    with pytest.raises(BadName):
+        create_keyring(tmp_path / "a", ["../etc"], [])
+    with pytest.raises(KeyringError, match="different name"):
+        create_keyring(tmp_path / "b", ["n1"], ["n1"])
+
+
+def test_corrupt_allowlist_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "allowlist.toml").write_text(
+        'cluster = "c"\n[[keys]]\nname = "n1"\nkind = "node"\npublic = "short"\n'
+    )
+    with pytest.raises(KeyringError, match="not a Z85"):
+        load_allowlist(tmp_path / "allowlist.toml")
