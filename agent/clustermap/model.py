@@ -1,0 +1,84 @@
+"""The cluster map: what the monitors agree on, replicated by Raft.
+
+Every change bumps ``epoch``; agents compare epochs to know whether they are current.
+The map is plain frozen data (msgspec structs), so it encodes to msgpack for snapshots
+and for shipping to agents, and two nodes that applied the same commands hold equal maps.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+NodeState = Literal["up", "down", "out"]
+OsdState = Literal["up", "down", "out"]
+FailureDomain = Literal["osd", "host", "rack"]
+
+
+class NodeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    address: str
+    rpc_port: int
+    pub_port: int
+    public_key: str
+    roles: tuple[str, ...]
+    state: NodeState = "up"
+    incarnation: int = 0
+    down_since: float | None = None
+    """Leader's clock when ``down`` was committed; ``out`` follows after a grace."""
+    rack: str = "rack0"
+
+
+class OsdInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    node: str
+    path: str
+    weight: int
+    """Capacity in bytes; placement is proportional to it."""
+    state: OsdState = "up"
+
+
+class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    id: int
+    k: int
+    m: int
+    plugin: str = "rs"
+    pg_num: int = 64
+    failure_domain: FailureDomain = "host"
+
+
+class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    command: tuple[str, ...]
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    volume: str | None = None
+    address: str | None = None
+    cpu_millis: int = 0
+    memory_bytes: int = 0
+    restart: Literal["always", "on-failure", "never"] = "always"
+
+
+class ContainerInfo(msgspec.Struct, frozen=True, kw_only=True):
+    spec: ContainerSpec
+    node: str | None
+    generation: int
+    """Fencing token: bumped on every (re)assignment; a stale instance's writes are refused."""
+
+
+class ClusterMap(msgspec.Struct, frozen=True, kw_only=True):
+    cluster: str
+    epoch: int = 0
+    nodes: dict[str, NodeInfo] = msgspec.field(default_factory=dict)
+    osds: dict[int, OsdInfo] = msgspec.field(default_factory=dict)
+    pools: dict[str, PoolInfo] = msgspec.field(default_factory=dict)
+    containers: dict[str, ContainerInfo] = msgspec.field(default_factory=dict)
+
+
+def encode_map(cmap: ClusterMap) -> bytes:
+    return msgspec.msgpack.encode(cmap)
+
+
+def decode_map(data: bytes) -> ClusterMap:
+    return msgspec.msgpack.decode(data, type=ClusterMap)
