@@ -29,7 +29,7 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 soak: $(STAMP)
-	$(BIN)/python -m agent.raft.sim --runs 100000
+	$(BIN)/pytest -q -m soak tests/raft
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .rack-lab

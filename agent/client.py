@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import zmq
 
+from agent.clustermap import Command, encode_command
 from agent.config import ClientConfig
 from agent.errors import KeyringError, RemoteError, RpcTimeout, WireError
 from agent.keys import Allowlist, Keypair, load_allowlist, load_keypair
@@ -24,6 +25,8 @@ from agent.wire import (
     ErrorReply,
     Heartbeat,
     Message,
+    ProposeReply,
+    ProposeRequest,
     StatusReply,
     StatusRequest,
     decode,
@@ -112,6 +115,76 @@ class Client:
             "check that the agents run and that this client's key is enrolled"
         )
 
+    def call_one(
+        self,
+        ep: Endpoint,
+        msg: Message,
+        rid: int,
+        payload: tuple[bytes, ...] = (),
+        timeout: float | None = None,
+    ) -> Message:
+        """One request to one node; raises RpcTimeout or RemoteError."""
+        timeout = self.conf.timeout if timeout is None else timeout
+        sock = self.ctx.socket(zmq.DEALER)
+        try:
+            make_curve_client(sock, self.me, ep.public_key)
+            sock.connect(f"tcp://{ep.address}:{ep.rpc_port}")
+            sock.send_multipart(encode(msg, payload))
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if not sock.poll(int(left * 1000)):
+                    break
+                try:
+                    reply, _ = decode(sock.recv_multipart())
+                except WireError:
+                    continue
+                if getattr(reply, "rid", None) != rid:
+                    continue
+                if isinstance(reply, ErrorReply):
+                    raise RemoteError(reply.code, reply.message, reply.retryable)
+                return reply
+        finally:
+            sock.close(linger=0)
+        raise RpcTimeout(f"{ep.name} did not answer within {timeout:g} s")
+
+    def propose(self, cmd: Command, timeout: float | None = None) -> ProposeReply:
+        """Commit a cluster-map change through the first node that answers.
+
+        Sent to one node at a time, never fanned out, so a change is proposed once.
+        """
+        timeout = self.conf.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(timeout)
+            # the first node to answer takes it and forwards it to the leader over links
+            # it already holds, which notice a dead leader faster than a new connection
+            by_name = {ep.name: ep for ep in self._endpoints_of(status)}
+            ep = by_name[status.answered_by]
+            rid = next(_rids)
+            left = max(0.5, deadline - time.monotonic())
+            request = ProposeRequest(rid=rid, deadline_ms=int(left * 1000))
+            try:
+                reply = self.call_one(ep, request, rid, (encode_command(cmd),), left + 1.0)
+            except RemoteError as exc:
+                # no leader yet (an election is running): wait for one, within the timeout
+                if not exc.retryable or time.monotonic() + 0.2 > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
+            if not isinstance(reply, ProposeReply):
+                raise WireError(f"expected a proposal reply, got {type(reply).__name__}")
+            return reply
+
+    def _endpoints_of(self, status: ClusterStatus) -> list[Endpoint]:
+        out = {ep.name: ep for ep in self.endpoints()}
+        for node in status.nodes:
+            enrolled = self.allowlist.by_name(node.name)
+            if node.address and node.rpc_port and node.pub_port and enrolled:
+                out[node.name] = Endpoint(
+                    node.name, node.address, node.rpc_port, node.pub_port, enrolled.public
+                )
+        return list(out.values())
+
     def status(self, timeout: float | None = None) -> ClusterStatus:
         reply = self.call_any(lambda rid: StatusRequest(rid=rid), timeout)
         if not isinstance(reply, StatusReply):
@@ -123,16 +196,10 @@ class Client:
 
         Yields nothing for ``timeout`` seconds of silence, then stops; ``None`` waits forever.
         """
-        targets = {ep.name: ep for ep in self.endpoints()}
         try:
-            for node in self.status().nodes:
-                enrolled = self.allowlist.by_name(node.name)
-                if node.address and node.pub_port and node.rpc_port and enrolled:
-                    targets[node.name] = Endpoint(
-                        node.name, node.address, node.rpc_port, node.pub_port, enrolled.public
-                    )
-        except RpcTimeout:
-            pass  # subscribe to the configured nodes; they may come up later
+            targets = {ep.name: ep for ep in self._endpoints_of(self.status())}
+        except RpcTimeout:  # subscribe to the configured nodes; they may come up later
+            targets = {ep.name: ep for ep in self.endpoints()}
         sub = self.ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_PREFIX)
         try:

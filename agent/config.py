@@ -39,6 +39,11 @@ class TimingConfig(_Strict, frozen=True, kw_only=True):
     heartbeat_interval: Seconds = 0.2
     suspect_after: Seconds = 0.6
     dead_after: Seconds = 1.0
+    raft_tick: Seconds = 0.05
+    """Raft's clock: leaders heartbeat every tick, elections time out after 10-20 ticks."""
+    election_ticks: Annotated[int, msgspec.Meta(ge=3, le=1000)] = 10
+    out_after: Seconds = 300.0
+    """A node down this long is marked out, and its data starts moving (recovery)."""
 
 
 class DiscoveryConfig(_Strict, frozen=True, kw_only=True):
@@ -51,7 +56,9 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
     bind: str
     rpc_port: Port = 7100
     pub_port: Port = 7101
-    roles: tuple[Role, ...] = ("mon", "osd", "compute")
+    roles: tuple[Role, ...] = ("osd", "compute")
+    monitors: tuple[str, ...] = ()
+    """The initial monitors (node names), the same list on every node; odd, 1, 3 or 5."""
     data_dir: str
     disks: tuple[str, ...] = ()
     keys: KeysConfig
@@ -161,6 +168,18 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
         )
     if len(set(conf.roles)) != len(conf.roles):
         raise ConfigError(f"config file {where}: field 'roles': a role is listed twice")
+    _check_names(where, [("monitors", m) for m in conf.monitors])
+    if len(set(conf.monitors)) != len(conf.monitors):
+        raise ConfigError(f"config file {where}: field 'monitors': a monitor is listed twice")
+    if ("mon" in conf.roles) != (conf.node in conf.monitors):
+        raise ConfigError(
+            f"config file {where}: field 'monitors': node {conf.node} "
+            + (
+                "has the mon role but is not listed"
+                if "mon" in conf.roles
+                else "is listed but lacks the mon role"
+            )
+        )
     return conf
 
 

@@ -2,12 +2,15 @@
 
 It owns the sockets and the clock. Sockets, all CURVE with the ZAP allowlist:
 
-- ROUTER on ``bind:rpc_port``: requests from peers and operators (``rack status``);
-- PUB on ``bind:pub_port``: this node's heartbeats, topic ``hb.<node>``;
-- one SUB connected to every admitted peer's PUB, pinned to the peer's enrolled key.
+- ROUTER on ``bind:rpc_port``: requests from peers and operators, Raft traffic and
+  health reports (the ZAP user id tells which enrolled key sent each message);
+- PUB on ``bind:pub_port``: heartbeats (topic ``hb.<node>``) and, on monitors, map
+  updates (topic ``map``);
+- one SUB connected to every admitted peer's PUB, pinned to the peer's enrolled key;
+- one DEALER per admitted peer (:mod:`agent.links`) for Raft, reports and forwarding.
 
-Decisions are made by pure state machines (:mod:`agent.failure` today, Raft and the
-scheduler later) that get ``now`` from here.
+Decisions are made by pure state machines (:mod:`agent.failure`, the Raft core behind
+:mod:`agent.monitor`, :mod:`agent.vote`) that get ``now`` from here.
 """
 
 from __future__ import annotations
@@ -22,26 +25,43 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
+import msgspec
 import zmq
 import zmq.asyncio
 
 from agent import __version__
+from agent.clustermap import AddNode, AddOsd, ClusterMap, decode_command, decode_map, encode_map
 from agent.config import NodeConfig, load_node_config
 from agent.discovery import Discovery, Peer
-from agent.errors import RackError, WireError
+from agent.errors import RackError, RemoteError, RpcTimeout, WireError
 from agent.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect, Transition
-from agent.keys import Allowlist, Keypair, load_allowlist, load_keypair
+from agent.keys import Allowlist, Enrolled, Keypair, load_allowlist, load_keypair
+from agent.links import Links, Target
+from agent.monitor import Monitor, NoQuorum, NotLeaderHere
+from agent.raft import Role
 from agent.ratelimit import RateLimitedLog
 from agent.security import make_curve_client, make_curve_server, start_authenticator
 from agent.wire import (
     HEARTBEAT_PREFIX,
+    MAP_TOPIC,
     ClusterStatus,
+    ContainerStatus,
     DiskSummary,
     ErrorReply,
+    HealthReport,
     Heartbeat,
+    MapReply,
+    MapRequest,
+    MapUpdate,
     Message,
     NodeStatus,
+    ProposeReply,
+    ProposeRequest,
+    Quorum,
+    RaftPacket,
     StatusReply,
     StatusRequest,
     decode,
@@ -51,7 +71,9 @@ from agent.wire import (
 
 log = logging.getLogger("agent")
 
-_STATE_OF = {PeerState.ALIVE: "up", PeerState.SUSPECT: "suspect", PeerState.DEAD: "down"}
+_DETECTOR_STATE = {PeerState.ALIVE: "up", PeerState.SUSPECT: "suspect", PeerState.DEAD: "down"}
+Reply = tuple[Message, tuple[bytes, ...]]
+MAX_FORWARD_HOPS = 2
 
 
 def disk_summaries(paths: tuple[str, ...]) -> tuple[DiskSummary, ...]:
@@ -78,9 +100,15 @@ class Agent:
         self.detector = FailureDetector(conf.timing.suspect_after, conf.timing.dead_after)
         self.peers: dict[str, Peer] = {}
         self.last_heartbeat: dict[str, Heartbeat] = {}
+        self.monitor: Monitor | None = None
+        self._map: ClusterMap | None = None
+        self._leader_hint: tuple[int, str] | None = None
+        self._map_fetch_after = 0.0
         self._stopping = asyncio.Event()
         self._bad_input = RateLimitedLog(log, per_seconds=10.0)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.ctx = zmq.asyncio.Context()
+        self.links = Links(self.ctx, keypair)
         self.router: zmq.asyncio.Socket
         self.pub: zmq.asyncio.Socket
         self.sub: zmq.asyncio.Socket
@@ -99,9 +127,14 @@ class Agent:
         self.pub.bind(f"tcp://{conf.bind}:{conf.pub_port}")
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_PREFIX)
+        self.sub.setsockopt(zmq.SUBSCRIBE, MAP_TOPIC)
         self.sub.reconnect_ivl = 100
         self.sub.reconnect_ivl_max = 1000
+        self.sub.heartbeat_ivl = 200  # notice a vanished publisher, reconnect after a heal
+        self.sub.heartbeat_timeout = 800
         self.sub.rcvhwm = 1000
+        if "mon" in conf.roles:
+            self.monitor = Monitor(conf, self.links, self._publish_map)
 
         discovery = None
         if conf.discovery.enabled:
@@ -117,20 +150,25 @@ class Agent:
             )
             await discovery.start()
         log.info(
-            "node %s of cluster %s up on %s (rpc %d, pub %d), incarnation %x",
+            "node %s of cluster %s up on %s (rpc %d, pub %d), incarnation %x, roles %s",
             conf.node,
             conf.cluster,
             conf.bind,
             conf.rpc_port,
             conf.pub_port,
             self.incarnation,
+            ",".join(conf.roles),
         )
-        tasks = [
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
-            asyncio.create_task(self._sub_loop(), name="sub"),
-            asyncio.create_task(self._rpc_loop(), name="rpc"),
-            asyncio.create_task(self._detector_loop(), name="detector"),
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+            ("heartbeat", self._heartbeat_loop),
+            ("sub", self._sub_loop),
+            ("rpc", self._rpc_loop),
+            ("detector", self._detector_loop),
+            ("report", self._report_loop),
         ]
+        if self.monitor is not None:
+            loops += [("raft", self._raft_loop), ("chores", self._chores_loop)]
+        tasks = [asyncio.create_task(fn(), name=name) for name, fn in loops]
         try:
             stop = asyncio.create_task(self._stopping.wait())
             done, _ = await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -138,12 +176,15 @@ class Agent:
                 if task is not stop and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
             if discovery is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(discovery.stop(), timeout=2.0)
+            if self.monitor is not None:
+                self.monitor.close()
+            self.links.close()
             auth.stop()
             self.ctx.destroy(linger=0)
             log.info("node %s stopped", conf.node)
@@ -151,10 +192,15 @@ class Agent:
     def stop(self) -> None:
         self._stopping.set()
 
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # ---- peers -------------------------------------------------------------------------
 
     def admit_peer(self, peer: Peer) -> None:
-        """Connect our SUB to an admitted peer, or re-point it when its address changed."""
+        """Connect our SUB and DEALER to an admitted peer, or re-point them on a move."""
         old = self.peers.get(peer.name)
         if old == peer:
             return
@@ -163,19 +209,102 @@ class Agent:
                 self.sub.disconnect(f"tcp://{old.address}:{old.pub_port}")
         make_curve_client(self.sub, self.me, peer.public_key)
         self.sub.connect(f"tcp://{peer.address}:{peer.pub_port}")
+        self.links.set_target(Target(peer.name, peer.address, peer.rpc_port, peer.public_key))
         self.peers[peer.name] = peer
-        log.info("admitted peer %s at %s (pub %d)", peer.name, peer.address, peer.pub_port)
+        log.info(
+            "admitted peer %s at %s (rpc %d, pub %d)",
+            peer.name,
+            peer.address,
+            peer.rpc_port,
+            peer.pub_port,
+        )
+
+    # ---- the map -----------------------------------------------------------------------
+
+    @property
+    def cmap(self) -> ClusterMap | None:
+        return self.monitor.cmap if self.monitor is not None else self._map
+
+    @property
+    def epoch(self) -> int:
+        cmap = self.cmap
+        return 0 if cmap is None else cmap.epoch
+
+    def leader(self) -> str | None:
+        """The leader as this node knows it: its own Raft view, or the latest hint heard."""
+        if self.monitor is not None:
+            return self.monitor.leader
+        return None if self._leader_hint is None else self._leader_hint[1]
+
+    def _reachable_leader(self) -> str | None:
+        """Where to forward a write: the leader if we hear it, else any monitor we hear."""
+        alive = [
+            m
+            for m in self.conf.monitors
+            if m != self.conf.node and self.detector.state(m) is PeerState.ALIVE
+        ]
+        leader = self.leader()
+        if leader in alive:
+            return leader
+        return alive[0] if alive and self.monitor is None else None
+
+    def _note_leader(self, term: int, name: str | None) -> None:
+        if name is not None and (self._leader_hint is None or term >= self._leader_hint[0]):
+            self._leader_hint = (term, name)
+
+    def _publish_map(self, cmap: ClusterMap) -> None:
+        update = MapUpdate(
+            cluster=cmap.cluster,
+            epoch=cmap.epoch,
+            leader=self.leader(),
+            term=self.monitor.term if self.monitor else 0,
+        )
+        with contextlib.suppress(zmq.Again):
+            self.pub.send_multipart(
+                [MAP_TOPIC, *encode(update, (encode_map(cmap),))], flags=zmq.DONTWAIT
+            )
+
+    def _take_map(self, data: bytes, source: str) -> None:
+        """A map from a monitor: keep it if it is newer (monitors keep their own)."""
+        if self.monitor is not None:
+            return
+        try:
+            cmap = decode_map(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._bad_input.warning("dropped an undecodable map from %s: %s", source, exc)
+            return
+        if cmap.cluster == self.conf.cluster and cmap.epoch > self.epoch:
+            self._map = cmap
+
+    def _maybe_fetch_map(self, peer: str, their_epoch: int) -> None:
+        """A peer is ahead of us: ask it for the map (at most once a second)."""
+        now = time.monotonic()
+        if self.monitor is not None or their_epoch <= self.epoch or now < self._map_fetch_after:
+            return
+        self._map_fetch_after = now + 1.0
+        self._spawn(self._fetch_map(peer))
+
+    async def _fetch_map(self, peer: str) -> None:
+        rid = self.links.next_rid()
+        with contextlib.suppress(RackError):
+            reply, payload = await self.links.call(
+                peer, MapRequest(rid=rid, have_epoch=self.epoch), rid, 2.0
+            )
+            if isinstance(reply, MapReply) and payload:
+                self._take_map(payload[0], peer)
 
     # ---- loops -------------------------------------------------------------------------
 
     def heartbeat(self) -> Heartbeat:
         self.seq += 1
         conf = self.conf
+        mon = self.monitor
         return Heartbeat(
             cluster=conf.cluster,
             node=conf.node,
             incarnation=self.incarnation,
             seq=self.seq,
+            epoch=self.epoch,
             roles=conf.roles,
             address=conf.bind,
             rpc_port=conf.rpc_port,
@@ -183,6 +312,9 @@ class Agent:
             uptime_s=round(time.monotonic() - self.started, 3),
             sent_at=time.time(),
             disks=disk_summaries(conf.disks),
+            raft_role=str(mon.role) if mon else None,
+            raft_term=mon.term if mon else 0,
+            leader=self.leader(),
             version=__version__,
         )
 
@@ -199,19 +331,28 @@ class Agent:
         while True:
             frames = await self.sub.recv_multipart()
             try:
-                msg, _ = decode(frames[1:])
+                msg, payload = decode(frames[1:])
             except WireError as exc:
-                self._bad_input.warning("dropped a malformed heartbeat: %s", exc)
+                self._bad_input.warning("dropped a malformed published message: %s", exc)
+                continue
+            if isinstance(msg, MapUpdate) and frames[0] == MAP_TOPIC:
+                if msg.cluster == self.conf.cluster:
+                    self._note_leader(msg.term, msg.leader)
+                    if payload:
+                        self._take_map(payload[0], "a map update")
                 continue
             if not isinstance(msg, Heartbeat) or frames[0] != heartbeat_topic(msg.node):
                 self._bad_input.warning(
-                    "dropped a message that is not a heartbeat on %r", frames[0][:40]
+                    "dropped a published message of type %s", type(msg).__name__
                 )
                 continue
             if msg.cluster != self.conf.cluster or msg.node == self.conf.node:
                 continue
             self._apply(self.detector.observe(msg.node, msg.incarnation, msg.seq, time.monotonic()))
             self.last_heartbeat[msg.node] = msg
+            if msg.raft_role == str(Role.LEADER):
+                self._note_leader(msg.raft_term, msg.node)
+            self._maybe_fetch_map(msg.node, msg.epoch)
 
     async def _detector_loop(self) -> None:
         period = self.conf.timing.heartbeat_interval / 2
@@ -234,80 +375,271 @@ class Agent:
                 case PeerDead(node, silent):
                     log.warning("peer %s is dead: silent for %.2f s", node, silent)
 
+    def health(self) -> HealthReport:
+        views = self.detector.views(time.monotonic())
+        return HealthReport(
+            reporter=self.conf.node,
+            dead=tuple(v.node for v in views if v.state is PeerState.DEAD),
+            alive={v.node: v.incarnation for v in views if v.state is PeerState.ALIVE},
+        )
+
+    async def _report_loop(self) -> None:
+        """Tell every monitor what our detector sees; the leader tallies the vote."""
+        while True:
+            await asyncio.sleep(self.conf.timing.heartbeat_interval)
+            report = self.health()
+            for mon in self.conf.monitors:
+                if mon == self.conf.node and self.monitor is not None:
+                    self.monitor.report(report.reporter, frozenset(report.dead), dict(report.alive))
+                else:
+                    self.links.send(mon, report)
+
+    async def _raft_loop(self) -> None:
+        assert self.monitor is not None
+        period = self.conf.timing.raft_tick
+        next_at = time.monotonic()
+        while True:
+            self.monitor.tick()
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    async def _chores_loop(self) -> None:
+        assert self.monitor is not None
+        while True:
+            await asyncio.sleep(0.1)
+            self.monitor.chores(*self._wanted())
+
+    def _wanted(self) -> tuple[list[AddNode], list[AddOsd]]:
+        """Every node we hear (and ourselves), as the map should list it."""
+        nodes, osds = [], []
+        beats = dict(self.last_heartbeat)
+        beats[self.conf.node] = self.heartbeat_self()
+        for name, hb in beats.items():
+            enrolled = self.allowlist.by_name(name)
+            if enrolled is None or enrolled.kind != "node":
+                continue
+            nodes.append(
+                AddNode(
+                    name=name,
+                    address=hb.address,
+                    rpc_port=hb.rpc_port,
+                    pub_port=hb.pub_port,
+                    public_key=enrolled.public,
+                    roles=hb.roles,
+                    incarnation=hb.incarnation,
+                )
+            )
+            osds += [
+                AddOsd(node=name, path=d.path, weight=d.total_bytes)
+                for d in hb.disks
+                if d.ok and d.total_bytes > 0
+            ]
+        return nodes, osds
+
+    def heartbeat_self(self) -> Heartbeat:
+        """Our own heartbeat as peers see it, without consuming a sequence number."""
+        hb = self.heartbeat()
+        self.seq -= 1
+        return hb
+
+    # ---- RPC ---------------------------------------------------------------------------
+
     async def _rpc_loop(self) -> None:
         while True:
-            frames = await self.router.recv_multipart()
-            ident, body = frames[0], frames[1:]
+            frames = await self.router.recv_multipart(copy=False)
+            ident = frames[0].bytes
+            user_id = frames[1].get("User-Id") if len(frames) > 1 else ""
+            sender = self.allowlist.by_public(str(user_id))
+            body = [f.bytes for f in frames[1:]]
             try:
-                msg, _payload = decode(body)
+                msg, payload = decode(body)
             except WireError as exc:
                 self._bad_input.warning("refused a malformed request: %s", exc)
-                reply: Message = ErrorReply(rid=0, code="malformed", message=str(exc))
-            else:
-                reply = self.handle(msg)
-            await self.router.send_multipart([ident, *encode(reply)])
+                await self._reply(
+                    ident, (ErrorReply(rid=0, code="malformed", message=str(exc)), ())
+                )
+                continue
+            if sender is None:  # ZAP admitted it, so the allowlist changed under us
+                continue
+            if isinstance(msg, ProposeRequest):
+                self._spawn(self._answer_later(ident, self._propose(msg, payload)))
+                continue
+            reply = self.handle(msg, payload, sender)
+            if reply is not None:
+                await self._reply(ident, reply)
 
-    def handle(self, msg: Message) -> Message:
-        """Answer one request; never raises on what a peer sent."""
+    async def _reply(self, ident: bytes, reply: Reply) -> None:
+        msg, payload = reply
+        await self.router.send_multipart([ident, *encode(msg, payload)])
+
+    async def _answer_later(self, ident: bytes, work: Awaitable[Reply]) -> None:
+        await self._reply(ident, await work)
+
+    def handle(self, msg: Message, payload: tuple[bytes, ...], sender: Enrolled) -> Reply | None:
+        """Answer one request (None: no answer is due); never raises on what a peer sent."""
         match msg:
             case StatusRequest(rid=rid):
-                return StatusReply(rid=rid, status=self.status())
+                return StatusReply(rid=rid, status=self.status()), ()
+            case MapRequest(rid=rid, have_epoch=have):
+                cmap = self.cmap
+                if cmap is None or cmap.epoch <= have:
+                    return MapReply(rid=rid, epoch=self.epoch), ()
+                return MapReply(rid=rid, epoch=cmap.epoch), (encode_map(cmap),)
+            case RaftPacket():
+                if (
+                    self.monitor is not None
+                    and sender.kind == "node"
+                    and self.monitor.is_monitor(sender.name)
+                    and payload
+                ):
+                    self.monitor.receive(sender.name, payload[0])
+                else:
+                    self._bad_input.warning(
+                        "dropped a raft packet from %s, which is not a monitor", sender.name
+                    )
+                return None
+            case HealthReport(reporter=reporter, dead=dead, alive=alive):
+                if self.monitor is not None and sender.kind == "node" and sender.name == reporter:
+                    self.monitor.report(reporter, frozenset(dead), dict(alive))
+                else:
+                    self._bad_input.warning("dropped a health report from %s", sender.name)
+                return None
             case _:
                 rid = getattr(msg, "rid", 0)
                 self._bad_input.warning("refused an unexpected %s", type(msg).__name__)
                 return ErrorReply(
                     rid=rid, code="unexpected", message=f"{type(msg).__name__} is not a request"
-                )
+                ), ()
+
+    async def _propose(self, req: ProposeRequest, payload: tuple[bytes, ...]) -> Reply:
+        """Commit a map change here if we lead, else forward it to the leader."""
+        if len(payload) != 1:
+            return ErrorReply(
+                rid=req.rid, code="malformed", message="a proposal carries one command"
+            ), ()
+        try:
+            cmd = decode_command(payload[0])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return ErrorReply(
+                rid=req.rid, code="bad_command", message=f"the command does not decode: {exc}"
+            ), ()
+        timeout = max(0.1, min(req.deadline_ms / 1000, 30.0))
+        try:
+            if self.monitor is not None and self.monitor.role == Role.LEADER:
+                applied = await self.monitor.propose(cmd, timeout)
+                return ProposeReply(
+                    rid=req.rid, epoch=applied.cmap.epoch, refused=applied.refused
+                ), ()
+            leader = self._reachable_leader()
+            if leader is None or req.hops >= MAX_FORWARD_HOPS:
+                return self._no_quorum(req.rid), ()
+            rid = self.links.next_rid()
+            forward = ProposeRequest(rid=rid, deadline_ms=req.deadline_ms, hops=req.hops + 1)
+            reply, _ = await self.links.call(leader, forward, rid, timeout, payload)
+            if isinstance(reply, ProposeReply):
+                return msgspec.structs.replace(reply, rid=req.rid), ()
+            return ErrorReply(
+                rid=req.rid, code="unexpected", message="the leader answered oddly"
+            ), ()
+        except (NoQuorum, NotLeaderHere) as exc:
+            return ErrorReply(rid=req.rid, code="quorum_lost", message=str(exc), retryable=True), ()
+        except RemoteError as exc:
+            return ErrorReply(
+                rid=req.rid, code=exc.code, message=str(exc), retryable=exc.retryable
+            ), ()
+        except RpcTimeout:
+            return self._no_quorum(req.rid), ()
+
+    def _no_quorum(self, rid: int) -> ErrorReply:
+        monitors = self.conf.monitors
+        reach = sum(
+            1 for m in monitors if m == self.conf.node or self.detector.state(m) is PeerState.ALIVE
+        )
+        return ErrorReply(
+            rid=rid,
+            code="quorum_lost",
+            message=(
+                f"node {self.conf.node} reaches {reach} of {len(monitors)} monitors and no leader; "
+                f"writes need a majority of {len(monitors) // 2 + 1}"
+            ),
+            retryable=True,
+        )
 
     # ---- views -------------------------------------------------------------------------
 
     def status(self) -> ClusterStatus:
         now = time.monotonic()
         views = {v.node: v for v in self.detector.views(now)}
-        nodes = [self._self_status()]
-        for enrolled in self.allowlist.nodes():
-            name = enrolled.name
-            if name == self.conf.node:
-                continue
-            hb = self.last_heartbeat.get(name)
-            view = views.get(name)
-            peer = self.peers.get(name)
-            nodes.append(
-                NodeStatus(
-                    name=name,
-                    address=hb.address if hb else (peer.address if peer else None),
-                    state=_STATE_OF[view.state] if view else "down",
-                    roles=hb.roles if hb else (),
-                    last_heartbeat_age_s=round(view.silent_for, 3) if view else None,
-                    osds=hb.disks if hb else (),
-                    rpc_port=hb.rpc_port if hb else (peer.rpc_port if peer else None),
-                    pub_port=hb.pub_port if hb else (peer.pub_port if peer else None),
-                    incarnation=hb.incarnation if hb else None,
-                    uptime_s=hb.uptime_s if hb else None,
-                )
+        cmap = self.cmap
+        # enrolled nodes the map does not list yet still show, from our own detector
+        names = sorted({e.name for e in self.allowlist.nodes()} | set(cmap.nodes if cmap else ()))
+        nodes = [self._node_status(name, views.get(name), cmap) for name in names]
+        quorum = None
+        if self.conf.monitors:
+            term = (
+                self.monitor.term
+                if self.monitor
+                else (self._leader_hint[0] if self._leader_hint else 0)
             )
-        nodes.sort(key=lambda n: n.name)
+            quorum = Quorum(leader=self.leader(), term=term, members=self.conf.monitors)
+        pools = tuple(msgspec.to_builtins(p) for p in cmap.pools.values()) if cmap else ()
+        containers = (
+            tuple(
+                ContainerStatus(
+                    name=name,
+                    node=c.node,
+                    address=c.spec.address,
+                    generation=c.generation,
+                    state="assigned" if c.node else "pending",
+                )
+                for name, c in sorted(cmap.containers.items())
+            )
+            if cmap
+            else ()
+        )
         return ClusterStatus(
             cluster=self.conf.cluster,
-            epoch=0,
-            quorum=None,
+            epoch=self.epoch,
+            quorum=quorum,
             nodes=tuple(nodes),
+            pools=pools,
+            containers=containers,
             answered_by=self.conf.node,
         )
 
-    def _self_status(self) -> NodeStatus:
-        conf = self.conf
+    def _node_status(self, name: str, view: object, cmap: ClusterMap | None) -> NodeStatus:
+        me = name == self.conf.node
+        hb = self.heartbeat_self() if me else self.last_heartbeat.get(name)
+        peer = self.peers.get(name)
+        detector_state = None if me or view is None else view.state  # type: ignore[attr-defined]
+        info = cmap.nodes.get(name) if cmap else None
+        state: str
+        if info is not None:
+            state = info.state
+            if state == "up" and not me and detector_state is not PeerState.ALIVE:
+                state = "suspect"  # the vote has not (yet) agreed, but we do not hear it
+        elif me:
+            state = "up"
+        else:
+            state = _DETECTOR_STATE[detector_state] if detector_state else "down"
+        age = 0.0 if me else (round(view.silent_for, 3) if view is not None else None)  # type: ignore[attr-defined]
         return NodeStatus(
-            name=conf.node,
-            address=conf.bind,
-            state="up",
-            roles=conf.roles,
-            last_heartbeat_age_s=0.0,
-            osds=disk_summaries(conf.disks),
-            rpc_port=conf.rpc_port,
-            pub_port=conf.pub_port,
-            incarnation=self.incarnation,
-            uptime_s=round(time.monotonic() - self.started, 3),
+            name=name,
+            address=hb.address
+            if hb
+            else (info.address if info else (peer.address if peer else None)),
+            state=state,
+            roles=hb.roles if hb else (info.roles if info else ()),
+            last_heartbeat_age_s=age,
+            osds=hb.disks if hb else (),
+            rpc_port=hb.rpc_port if hb else (peer.rpc_port if peer else None),
+            pub_port=hb.pub_port if hb else (peer.pub_port if peer else None),
+            incarnation=hb.incarnation if hb else None,
+            uptime_s=hb.uptime_s if hb else None,
+            in_map=info is not None,
+            osd_ids=tuple(sorted(o.id for o in cmap.osds.values() if o.node == name))
+            if cmap
+            else (),
         )
 
 
@@ -344,7 +676,7 @@ async def _serve(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> in
         loop.add_signal_handler(sig, agent.stop)
     try:
         await agent.run()
-    except zmq.ZMQError as exc:
+    except (zmq.ZMQError, RackError) as exc:
         log.error("cannot serve: %s", exc)
         return 1
     return 0

@@ -41,6 +41,10 @@ class _Link:
         self.sock.sndhwm = 1000
         self.sock.reconnect_ivl = 100
         self.sock.reconnect_ivl_max = 1000
+        # ZMTP heartbeats drop a connection whose peer vanished (power pulled, link cut),
+        # so IMMEDIATE stops queueing to it within a second instead of a TCP timeout
+        self.sock.heartbeat_ivl = 200
+        self.sock.heartbeat_timeout = 800
         self.sock.connect(f"tcp://{target.address}:{target.rpc_port}")
         self.reader: asyncio.Task[None] | None = None
 
@@ -57,7 +61,7 @@ class Links:
         self.ctx = ctx
         self.me = me
         self._links: dict[str, _Link] = {}
-        self._waiting: dict[int, asyncio.Future[Message]] = {}
+        self._waiting: dict[int, asyncio.Future[tuple[Message, tuple[bytes, ...]]]] = {}
         self._rids = itertools.count(1)
 
     def set_target(self, target: Target) -> None:
@@ -94,31 +98,34 @@ class Links:
     def next_rid(self) -> int:
         return next(self._rids)
 
-    async def call(self, name: str, msg: Message, rid: int, timeout: float) -> Message:
-        """Send a request built with ``rid`` and wait for the reply carrying the same rid."""
-        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+    async def call(
+        self, name: str, msg: Message, rid: int, timeout: float, payload: tuple[bytes, ...] = ()
+    ) -> tuple[Message, tuple[bytes, ...]]:
+        """Send a request built with ``rid``; wait for the reply with the same rid."""
+        fut: asyncio.Future[tuple[Message, tuple[bytes, ...]]] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._waiting[rid] = fut
         try:
-            if not self.send(name, msg):
+            if not self.send(name, msg, payload):
                 raise RpcTimeout(f"{name} is not reachable")
             reply = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise RpcTimeout(f"{name} did not answer within {timeout:g} s") from None
         finally:
             self._waiting.pop(rid, None)
-        if isinstance(reply, ErrorReply):
-            raise RemoteError(reply.code, reply.message, reply.retryable)
+        if isinstance(reply[0], ErrorReply):
+            raise RemoteError(reply[0].code, reply[0].message, reply[0].retryable)
         return reply
 
     async def _read(self, link: _Link) -> None:
         while True:
             frames = await link.sock.recv_multipart()
             try:
-                reply, _ = decode(frames)
+                reply, payload = decode(frames)
             except WireError as exc:
                 log.debug("dropped a malformed reply from %s: %s", link.target.name, exc)
                 continue
             fut = self._waiting.get(getattr(reply, "rid", -1))
             if fut is not None and not fut.done():
-                fut.set_result(reply)
-
+                fut.set_result((reply, payload))

@@ -79,6 +79,9 @@ class Heartbeat(_Msg, frozen=True, kw_only=True, tag="heartbeat"):
     disks: tuple[DiskSummary, ...] = ()
     containers: tuple[ContainerSummary, ...] = ()
     raft_role: str | None = None
+    raft_term: int = 0
+    leader: str | None = None
+    """The monitor this node believes leads (monitors only; others learn it from them)."""
     version: str = ""
 
 
@@ -103,6 +106,10 @@ class NodeStatus(msgspec.Struct, frozen=True, kw_only=True):
     pub_port: int | None = None
     incarnation: int | None = None
     uptime_s: float | None = None
+    in_map: bool = False
+    """Whether the cluster map lists this node yet (False before monitors admit it)."""
+    osd_ids: tuple[int, ...] = ()
+    """The ids the cluster map gave this node's disks."""
 
 
 class Quorum(msgspec.Struct, frozen=True, kw_only=True):
@@ -143,9 +150,74 @@ class ErrorReply(_Msg, frozen=True, kw_only=True, tag="error"):
     retryable: bool = False
 
 
-Message = Heartbeat | StatusRequest | StatusReply | ErrorReply
-Request = StatusRequest
-Reply = StatusReply | ErrorReply
+# ---- monitors -------------------------------------------------------------------------
+
+
+class RaftPacket(_Msg, frozen=True, kw_only=True, tag="raft"):
+    """One Raft message between monitors (fire and forget); payload: the encoded message.
+
+    The receiver checks that the CURVE key that sent it is the monitor ``src`` names.
+    """
+
+
+class HealthReport(_Msg, frozen=True, kw_only=True, tag="health_report"):
+    """What a node's failure detector says of its peers, sent to the monitors for the vote."""
+
+    reporter: str
+    dead: tuple[str, ...] = ()
+    alive: dict[str, int] = msgspec.field(default_factory=dict)
+    """Peers heard recently, with the incarnation heard."""
+
+
+class MapRequest(_Msg, frozen=True, kw_only=True, tag="map_request"):
+    rid: int
+    have_epoch: int = 0
+
+
+class MapReply(_Msg, frozen=True, kw_only=True, tag="map_reply"):
+    """The cluster map (payload frame: msgpack-encoded map), or ``epoch`` alone if not newer."""
+
+    rid: int
+    epoch: int
+
+
+class MapUpdate(_Msg, frozen=True, kw_only=True, tag="map_update"):
+    """Published by monitors on topic ``map`` after each new epoch; payload: the map."""
+
+    cluster: str
+    epoch: int
+    leader: str | None = None
+    term: int = 0
+
+
+class ProposeRequest(_Msg, frozen=True, kw_only=True, tag="propose"):
+    """Change the map; payload: one encoded cluster-map command. Any node forwards it."""
+
+    rid: int
+    deadline_ms: int = 3000
+    hops: int = 0
+
+
+class ProposeReply(_Msg, frozen=True, kw_only=True, tag="propose_reply"):
+    rid: int
+    epoch: int
+    refused: str | None = None
+    """Why the map refused the command (it was committed, but changed nothing)."""
+
+
+Message = (
+    Heartbeat
+    | StatusRequest
+    | StatusReply
+    | ErrorReply
+    | RaftPacket
+    | HealthReport
+    | MapRequest
+    | MapReply
+    | MapUpdate
+    | ProposeRequest
+    | ProposeReply
+)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
@@ -181,6 +253,9 @@ def decode(frames: list[bytes]) -> tuple[Message, tuple[bytes, ...]]:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MalformedMessage(f"the header does not decode: {exc}") from None
     return msg, tuple(bytes(p) for p in payload)
+
+
+MAP_TOPIC: Final = b"map"
 
 
 def heartbeat_topic(node: str) -> bytes:

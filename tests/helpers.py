@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
+from agent.errors import RackError
 from agent.lab import Lab
+from agent.wire import ClusterStatus
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -42,3 +44,25 @@ def rack(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=60,
     )
+
+
+def views(lab: Lab, viewers: list[str]) -> dict[str, ClusterStatus]:
+    return {v: lab.status_of(v) for v in viewers}
+
+
+def leader_of(lab: Lab, viewer: str) -> str | None:
+    quorum = lab.status_of(viewer).quorum
+    return quorum.leader if quorum else None
+
+
+def agreed_leader(lab: Lab, viewers: list[str]) -> str | None:
+    """The leader every viewer names, or None while they disagree or know none."""
+    try:
+        leaders = {leader_of(lab, v) for v in viewers}
+    except RackError:
+        return None
+    return leaders.pop() if len(leaders) == 1 else None
+
+
+def map_states(lab: Lab, viewer: str) -> dict[str, str]:
+    return {n.name: n.state for n in lab.status_of(viewer).nodes}

@@ -14,6 +14,7 @@ bind = "127.0.0.1"
 rpc_port = 7100
 pub_port = 7101
 roles = ["mon", "osd"]
+monitors = ["n1", "n2", "n3"]
 data_dir = "data"
 disks = ["disk0"]
 [keys]
@@ -55,6 +56,9 @@ def test_good_config_loads_frozen_with_paths_resolved(tmp_path: Path) -> None:
         (("dead_after = 0.5", "dead_after = 0.2"), "timing"),
         (("heartbeat_interval = 0.1", "heartbeat_interval = -1"), "timing.heartbeat_interval"),
         (('data_dir = "data"', 'data_dir = "data"\nbogus = 1'), "bogus"),
+        (('monitors = ["n1", "n2", "n3"]', 'monitors = ["n2", "n3"]'), "monitors"),
+        (('monitors = ["n1", "n2", "n3"]', 'monitors = ["n1", "n1"]'), "monitors"),
+        (("dead_after = 0.5", "dead_after = 0.5\nelection_ticks = 1"), "timing.election_ticks"),
     ],
 )
 def test_bad_field_is_named_in_one_sentence(

@@ -22,10 +22,12 @@ from rich.text import Text
 from agent import __version__
 from agent.cli.render import console, heartbeat_line, nodes_table, status_json, summary_line
 from agent.client import Client
+from agent.clustermap import CreatePool
 from agent.config import load_client_config
 from agent.errors import ConfigError, RackError
 from agent.keys import create_keyring, enroll, load_allowlist
 from agent.lab import Lab, Timing
+from agent.names import check_name
 
 DEFAULT_LAB_DIR = ".rack-lab"
 EXIT_ERROR = 1
@@ -118,6 +120,26 @@ def cmd_top(args: argparse.Namespace) -> int:
                     live.update(frame())
             except KeyboardInterrupt:
                 return 0
+
+
+def cmd_pool_create(args: argparse.Namespace) -> int:
+    cmd = CreatePool(
+        name=check_name(args.name, "pool name"),
+        k=args.k,
+        m=args.m,
+        plugin=args.plugin,
+        pg_num=args.pg_num,
+        failure_domain=args.failure_domain,
+    )
+    with _client(args) as client:
+        reply = client.propose(cmd)
+    if reply.refused:
+        raise RackError(reply.refused)
+    print(
+        f"pool {args.name} created ({args.k}+{args.m}, {args.plugin}, {args.pg_num} PGs, "
+        f"failure domain {args.failure_domain}); map epoch {reply.epoch}"
+    )
+    return 0
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
@@ -241,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     t = cmd("top", cmd_top, "a live console of the rack")
     t.add_argument("--once", action="store_true", help="print one frame and exit (scripts, no TTY)")
     t.add_argument("--interval", type=float, default=0.5, help="refresh period in seconds")
+
+    pool = sub.add_parser("pool", help="storage pools").add_subparsers(
+        dest="pool_cmd", required=True, metavar="ACTION"
+    )
+    pc = cmd("create", cmd_pool_create, "create an erasure-coded pool", pool)
+    pc.add_argument("name")
+    pc.add_argument("--k", type=int, required=True, help="data shards")
+    pc.add_argument("--m", type=int, required=True, help="parity shards (failures survived)")
+    pc.add_argument("--plugin", default="rs", choices=["rs", "isal"])
+    pc.add_argument("--pg-num", type=int, default=64)
+    pc.add_argument("--failure-domain", default="host", choices=["host", "osd", "rack"])
 
     keys = sub.add_parser("keys", help="the cluster keyring").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"

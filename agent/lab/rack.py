@@ -63,6 +63,11 @@ def choose_mode(requested: str) -> Mode:
     raise LabError(f"unknown lab mode {requested!r}: use auto, netns or loopback")
 
 
+def monitor_names(nodes: list[str]) -> list[str]:
+    """Three monitors (the first three nodes), or one in a rack of fewer than three."""
+    return nodes[:3] if len(nodes) >= 3 else nodes[:1]
+
+
 def _free_port_block(count: int) -> int:
     """A base port with ``count`` consecutive free ports on 127.0.0.1."""
     for base in range(17100, 60000, 100):
@@ -178,6 +183,7 @@ class Lab:
 
     def _write_node_config(self, st: LabState, node: LabNode, timing: Timing) -> None:
         home = self.node_dir(node.name)
+        monitors = monitor_names([n.name for n in st.nodes])
         (home / "disk0").mkdir(parents=True, exist_ok=True)
         conf = {
             "cluster": f"lab-{st.lab_id}",
@@ -185,7 +191,8 @@ class Lab:
             "bind": node.address,
             "rpc_port": node.rpc_port,
             "pub_port": node.pub_port,
-            "roles": ["mon", "osd", "compute"],
+            "roles": (["mon"] if node.name in monitors else []) + ["osd", "compute"],
+            "monitors": monitors,
             "data_dir": str(home / "data"),
             "disks": [str(home / "disk0")],
             "keys": {
@@ -263,6 +270,12 @@ class Lab:
                 missing = sorted(set(names) - seen)
                 if missing:
                     lagging.append(f"{name} does not see {', '.join(missing)}")
+                elif view.quorum is not None and view.quorum.leader is None:
+                    lagging.append(f"{name} knows no monitor leader")
+                elif view.quorum is not None:
+                    unmapped = [n.name for n in view.nodes if not (n.in_map and n.osd_ids)]
+                    if unmapped:
+                        lagging.append(f"{name}'s map lacks {', '.join(unmapped)} or their disks")
             if not lagging:
                 return
             last = "; ".join(lagging)
@@ -298,8 +311,9 @@ class Lab:
             return [node.pid]
         return []
 
-    def boot(self, name: str, timeout: float = 30.0) -> None:
-        """Power the node back on; returns once it answers and sees the running nodes."""
+    def boot(self, name: str, timeout: float = 30.0, wait: bool = True) -> None:
+        """Power the node back on; returns once the running nodes all see each other up
+        (or at once with ``wait=False``, e.g. for a monitor that needs its peers)."""
         st = state.require(self.dir)
         node = st.node(name)
         if node.pid is not None and _running(node.pid):
@@ -309,7 +323,8 @@ class Lab:
             netns.set_link(node.veth, up=True)
         self._start(st, node)
         state.save(self.dir, st)
-        self.wait_converged(timeout)
+        if wait:
+            self.wait_converged(timeout)
 
     def partition(self, name: str, heal: bool = False) -> None:
         """Cut (or restore) the node's link; its processes keep running."""

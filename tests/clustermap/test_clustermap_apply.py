@@ -90,8 +90,16 @@ def test_only_a_down_node_goes_out() -> None:
     assert result.refused and "only a down node" in result.refused
 
 
+def six_hosts() -> ClusterMap:
+    names = [f"h{i}" for i in range(6)]
+    return run(
+        *(node(n, key=n * 20) for n in names),
+        *(AddOsd(node=n, path="/d0", weight=10) for n in names),
+    )
+
+
 def test_pools_are_validated() -> None:
-    cmap = run(CreatePool(name="data", k=4, m=2))
+    cmap = run(CreatePool(name="data", k=4, m=2), cmap=six_hosts())
     assert cmap.pools["data"].id == 1 and cmap.pools["data"].plugin == "rs"
     for bad, why in [
         (CreatePool(name="data", k=4, m=2), "already exists"),
@@ -100,10 +108,17 @@ def test_pools_are_validated() -> None:
         (CreatePool(name="Bad Name", k=2, m=1), "not valid"),
         (CreatePool(name="x", k=2, m=1, pg_num=0), "pg_num"),
         (DeletePool(name="nope"), "no pool"),
+        (CreatePool(name="x", k=5, m=2), "a 5+2 pool needs 7 hosts, only 6 have disks"),
+        (CreatePool(name="x", k=2, m=1, failure_domain="rack"), "needs 3 racks, only 1 has"),
     ]:
         result = apply(cmap, bad)
         assert result.refused and why in result.refused, (bad, result.refused)
         assert result.cmap is cmap
+    # an osd-level pool counts disks, and out disks do not count
+    cmap = run(SetOsdState(id=0, state="out"), cmap=cmap)
+    assert apply(cmap, CreatePool(name="y", k=4, m=2, failure_domain="osd")).refused == (
+        "a 4+2 pool needs 6 osds, only 5 have disks in the map"
+    )
 
 
 def test_container_generation_is_a_compare_and_set_fencing_token() -> None:

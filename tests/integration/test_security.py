@@ -119,8 +119,13 @@ def test_unenrolled_agent_announces_itself_and_is_never_admitted(
     )
     try:
         lab_logs = [loopback_lab.node_dir(n) / "agent.log" for n in NODES]
+
+        def refused_by_all() -> bool:
+            assert proc.poll() is None, (rogue_dir / "agent.log").read_text()
+            return all("'rogue' is not enrolled" in p.read_text() for p in lab_logs)
+
         wait_until(
-            lambda: all("'rogue' is not enrolled" in p.read_text() for p in lab_logs),
+            refused_by_all,
             20,
             "every lab node has seen and refused the rogue announcement",
         )

@@ -1,0 +1,117 @@
+"""The core's output batch and the shell's contract for handling it.
+
+The core never does I/O. It accumulates what must happen and hands it over as one
+:class:`Ready`; the shell must handle it in this order, then call ``advance()``:
+
+1. persist: :func:`persist` (snapshot, truncation, entries, then hard state; fsynced),
+2. send ``messages`` (only now: a vote or an acknowledgement must never leave the node
+   before the state it promises is on disk - persist-before-send),
+3. if ``restore_snapshot``: load ``snapshot.data`` into the state machine,
+4. apply ``committed_entries`` in order (``NORMAL`` entries with data are commands),
+5. ``node.advance()``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.raft.messages import (
+    AnyMessage,
+    Entry,
+    HardState,
+    PersistentState,
+    Snapshot,
+)
+
+__all__ = ["LogStore", "Ready", "Role", "SoftState", "persist"]
+
+
+class Role(enum.StrEnum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """Volatile facts worth telling the application about (who leads); never persisted."""
+
+    leader: int | None
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """One batch of work for the shell. Fields that did not change are ``None`` / empty."""
+
+    hard_state: HardState | None
+    #: Delete log entries from this index on before appending ``entries``.
+    truncate_from: int | None
+    entries: tuple[Entry, ...]
+    #: A snapshot to persist: our own compaction, or one installed by the leader.
+    snapshot: Snapshot | None
+    #: True when ``snapshot`` came from the leader and replaces the state machine.
+    restore_snapshot: bool
+    messages: tuple[AnyMessage, ...]
+    committed_entries: tuple[Entry, ...]
+    soft_state: SoftState | None
+
+    def is_empty(self) -> bool:
+        return not (
+            self.hard_state
+            or self.truncate_from
+            or self.entries
+            or self.snapshot
+            or self.messages
+            or self.committed_entries
+            or self.soft_state
+        )
+
+
+class LogStore(Protocol):
+    """What the shell's storage offers; :mod:`agent.raft.storage` is the on-disk one."""
+
+    def load(self) -> PersistentState:
+        """The persisted state, as the core starts from it."""
+        ...
+
+    def append(self, entries: tuple[Entry, ...]) -> None:
+        """Append entries that follow the last stored one; durable on return."""
+        ...
+
+    def truncate_from(self, index: int) -> None:
+        """Delete entries with this index and above; durable on return."""
+        ...
+
+    def save_hard_state(self, hs: HardState) -> None:
+        """Replace the hard state atomically; durable on return."""
+        ...
+
+    def save_snapshot(self, snap: Snapshot) -> None:
+        """Replace the snapshot atomically and drop the entries it covers.
+
+        Entries after ``snap.index`` are kept only if the log holds the entry
+        (``snap.index``, ``snap.term``) or starts right after it; otherwise they belong to
+        a diverged history and are dropped too.
+        """
+        ...
+
+
+def persist(store: LogStore, rd: Ready) -> None:
+    """Write a Ready's durable part in the one safe order.
+
+    Entries go before the hard state so a persisted commit index never points past the
+    persisted log; a crash part-way leaves a mix of old and new state that is still safe,
+    because no message of this Ready has been sent yet.
+    """
+    if rd.snapshot is not None:
+        store.save_snapshot(rd.snapshot)
+    if rd.truncate_from is not None:
+        store.truncate_from(rd.truncate_from)
+    if rd.entries:
+        store.append(rd.entries)
+    if rd.hard_state is not None:
+        store.save_hard_state(rd.hard_state)
