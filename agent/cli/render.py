@@ -64,6 +64,13 @@ def _disks(node: NodeStatus) -> str:
     return text + (f" ({bad} failed)" if bad else "")
 
 
+def _roles(node: NodeStatus, leader: str | None) -> Text:
+    text = Text(",".join(node.roles) or "-")
+    if node.name == leader:
+        text.append(" (leader)", style="bold cyan")
+    return text
+
+
 def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
     table = Table(
         title=title,
@@ -82,13 +89,14 @@ def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
         ("disks free/size", "left"),
     ):
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    leader = status.quorum.leader if status.quorum else None
     for node in status.nodes:
         age = node.last_heartbeat_age_s
         table.add_row(
             node.name,
             Text(node.state, style=STATE_STYLE.get(node.state, "")),
             node.address or "-",
-            ",".join(node.roles) or "-",
+            _roles(node, leader),
             "-" if age is None else f"{age:.2f}s",
             human_duration(node.uptime_s),
             _disks(node),
