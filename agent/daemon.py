@@ -37,7 +37,15 @@ from agent.clustermap import AddNode, AddOsd, ClusterMap, decode_command, decode
 from agent.config import NodeConfig, load_node_config
 from agent.discovery import Discovery, Peer
 from agent.errors import RackError, RemoteError, RpcTimeout, WireError
-from agent.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect, Transition
+from agent.failure import (
+    FailureDetector,
+    PeerAlive,
+    PeerDead,
+    PeerState,
+    PeerSuspect,
+    PeerView,
+    Transition,
+)
 from agent.keys import Allowlist, Enrolled, Keypair, load_allowlist, load_keypair
 from agent.links import Links, Target
 from agent.monitor import Monitor, NoQuorum, NotLeaderHere
@@ -296,7 +304,12 @@ class Agent:
     # ---- loops -------------------------------------------------------------------------
 
     def heartbeat(self) -> Heartbeat:
+        """The next heartbeat to publish (takes a new sequence number)."""
         self.seq += 1
+        return self.describe_self()
+
+    def describe_self(self) -> Heartbeat:
+        """This node as its heartbeats describe it, at the current sequence number."""
         conf = self.conf
         mon = self.monitor
         return Heartbeat(
@@ -413,7 +426,7 @@ class Agent:
         """Every node we hear (and ourselves), as the map should list it."""
         nodes, osds = [], []
         beats = dict(self.last_heartbeat)
-        beats[self.conf.node] = self.heartbeat_self()
+        beats[self.conf.node] = self.describe_self()
         for name, hb in beats.items():
             enrolled = self.allowlist.by_name(name)
             if enrolled is None or enrolled.kind != "node":
@@ -435,12 +448,6 @@ class Agent:
                 if d.ok and d.total_bytes > 0
             ]
         return nodes, osds
-
-    def heartbeat_self(self) -> Heartbeat:
-        """Our own heartbeat as peers see it, without consuming a sequence number."""
-        hb = self.heartbeat()
-        self.seq -= 1
-        return hb
 
     # ---- RPC ---------------------------------------------------------------------------
 
@@ -607,11 +614,11 @@ class Agent:
             answered_by=self.conf.node,
         )
 
-    def _node_status(self, name: str, view: object, cmap: ClusterMap | None) -> NodeStatus:
+    def _node_status(self, name: str, view: PeerView | None, cmap: ClusterMap | None) -> NodeStatus:
         me = name == self.conf.node
-        hb = self.heartbeat_self() if me else self.last_heartbeat.get(name)
+        hb = self.describe_self() if me else self.last_heartbeat.get(name)
         peer = self.peers.get(name)
-        detector_state = None if me or view is None else view.state  # type: ignore[attr-defined]
+        detector_state = None if me or view is None else view.state
         info = cmap.nodes.get(name) if cmap else None
         state: str
         if info is not None:
@@ -622,7 +629,7 @@ class Agent:
             state = "up"
         else:
             state = _DETECTOR_STATE[detector_state] if detector_state else "down"
-        age = 0.0 if me else (round(view.silent_for, 3) if view is not None else None)  # type: ignore[attr-defined]
+        age = 0.0 if me else (round(view.silent_for, 3) if view is not None else None)
         return NodeStatus(
             name=name,
             address=hb.address
