@@ -27,6 +27,7 @@ from agent.clustermap.commands import (
     SetOsdState,
 )
 from agent.clustermap.model import ClusterMap, ContainerInfo, NodeInfo, OsdInfo, PoolInfo
+from agent.clustermap.placement import why_unplaceable
 from agent.names import BadName, check_name
 
 MAX_K_PLUS_M = 255
@@ -179,13 +180,9 @@ def _create_pool(cmap: ClusterMap, cmd: CreatePool) -> Applied:
         return _refuse(cmap, f"a pool needs k >= 2, m >= 1 and k + m <= 255, not {cmd.k}+{cmd.m}")
     if not 1 <= cmd.pg_num <= 65536:
         return _refuse(cmap, f"pg_num must be 1 to 65536, not {cmd.pg_num}")
-    domains = _usable_domains(cmap, cmd.failure_domain)
-    if domains < cmd.k + cmd.m:
-        return _refuse(
-            cmap,
-            f"a {cmd.k}+{cmd.m} pool needs {cmd.k + cmd.m} {_plural(cmd.failure_domain)}, "
-            f"only {domains} {'has' if domains == 1 else 'have'} disks in the map",
-        )
+    unplaceable = why_unplaceable(cmap, cmd.k, cmd.m, cmd.failure_domain)
+    if unplaceable is not None:
+        return _refuse(cmap, unplaceable)
     pool_id = max((p.id for p in cmap.pools.values()), default=0) + 1
     pool = PoolInfo(
         name=cmd.name,
@@ -197,20 +194,6 @@ def _create_pool(cmap: ClusterMap, cmd: CreatePool) -> Applied:
         failure_domain=cmd.failure_domain,
     )
     return _bump(cmap, pools={**cmap.pools, cmd.name: pool})
-
-
-def _usable_domains(cmap: ClusterMap, level: str) -> int:
-    """Failure domains of ``level`` holding at least one OSD that is not out."""
-    usable = [o for o in cmap.osds.values() if o.state != "out"]
-    if level == "osd":
-        return len(usable)
-    if level == "rack":
-        return len({cmap.nodes[o.node].rack for o in usable if o.node in cmap.nodes})
-    return len({o.node for o in usable})
-
-
-def _plural(level: str) -> str:
-    return {"osd": "osds", "host": "hosts", "rack": "racks"}.get(level, level + "s")
 
 
 def _assign(cmap: ClusterMap, cmd: AssignContainer) -> Applied:

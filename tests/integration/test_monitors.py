@@ -51,7 +51,7 @@ def test_a_committed_change_reaches_every_node(loopback_lab: Lab) -> None:
     assert again.returncode == 1 and again.stderr.strip() == "rack: pool 'alpha' already exists"
     wide = rack(loopback_lab, "pool", "create", "wide", "--k", "4", "--m", "2")
     assert wide.returncode == 1
-    assert "a 4+2 pool needs 6 hosts, only 5 have disks" in wide.stderr
+    assert "a 4+2 pool needs 6 hosts, only 5 are up" in wide.stderr
 
 
 def test_a_killed_node_is_voted_down_and_up_again_on_boot(loopback_lab: Lab) -> None:
