@@ -68,6 +68,8 @@ def test_a_killed_node_is_voted_down_and_up_again_on_boot(loopback_lab: Lab) -> 
         15,
         "n5 is up again in every map",
     )
+    # the rebooted agent started with no map and fetched the current one
+    wait_until(lambda: len(epochs(loopback_lab, NODES)) == 1, 10, "every node at the same epoch")
 
 
 def test_killing_the_leader_elects_another_that_commits(loopback_lab: Lab) -> None:
