@@ -79,21 +79,20 @@ class Client:
             )
         return out
 
-    def call_any(self, make: Callable[[int], Message], timeout: float | None = None) -> Message:
-        """Send the request to every node at once; return the first answer."""
-        timeout = self.conf.timeout if timeout is None else timeout
-        rid = next(_rids)
-        request = encode(make(rid))
+    def _request(
+        self, endpoints: list[Endpoint], frames: list[bytes], rid: int, timeout: float
+    ) -> Message | None:
+        """Send ``frames`` to each endpoint at once; the first reply with ``rid``, or None."""
         poller = zmq.Poller()
         sockets = []
         try:
-            for ep in self.endpoints():
+            for ep in endpoints:
                 sock = self.ctx.socket(zmq.DEALER)
+                sockets.append(sock)
                 make_curve_client(sock, self.me, ep.public_key)
                 sock.connect(f"tcp://{ep.address}:{ep.rpc_port}")
-                sock.send_multipart(request)
+                sock.send_multipart(frames)
                 poller.register(sock, zmq.POLLIN)
-                sockets.append(sock)
             deadline = time.monotonic() + timeout
             while (left := deadline - time.monotonic()) > 0:
                 for sock, _ in poller.poll(int(left * 1000)):
@@ -109,11 +108,20 @@ class Client:
         finally:
             for sock in sockets:
                 sock.close(linger=0)
-        tried = ", ".join(n.name for n in self.conf.nodes)
-        raise RpcTimeout(
-            f"no node answered within {timeout:g} s (tried {tried}); "
-            "check that the agents run and that this client's key is enrolled"
-        )
+        return None
+
+    def call_any(self, make: Callable[[int], Message], timeout: float | None = None) -> Message:
+        """Send the request to every node at once; return the first answer."""
+        timeout = self.conf.timeout if timeout is None else timeout
+        rid = next(_rids)
+        reply = self._request(self.endpoints(), encode(make(rid)), rid, timeout)
+        if reply is None:
+            tried = ", ".join(n.name for n in self.conf.nodes)
+            raise RpcTimeout(
+                f"no node answered within {timeout:g} s (tried {tried}); "
+                "check that the agents run and that this client's key is enrolled"
+            )
+        return reply
 
     def call_one(
         self,
@@ -125,27 +133,10 @@ class Client:
     ) -> Message:
         """One request to one node; raises RpcTimeout or RemoteError."""
         timeout = self.conf.timeout if timeout is None else timeout
-        sock = self.ctx.socket(zmq.DEALER)
-        try:
-            make_curve_client(sock, self.me, ep.public_key)
-            sock.connect(f"tcp://{ep.address}:{ep.rpc_port}")
-            sock.send_multipart(encode(msg, payload))
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                if not sock.poll(int(left * 1000)):
-                    break
-                try:
-                    reply, _ = decode(sock.recv_multipart())
-                except WireError:
-                    continue
-                if getattr(reply, "rid", None) != rid:
-                    continue
-                if isinstance(reply, ErrorReply):
-                    raise RemoteError(reply.code, reply.message, reply.retryable)
-                return reply
-        finally:
-            sock.close(linger=0)
-        raise RpcTimeout(f"{ep.name} did not answer within {timeout:g} s")
+        reply = self._request([ep], encode(msg, payload), rid, timeout)
+        if reply is None:
+            raise RpcTimeout(f"{ep.name} did not answer within {timeout:g} s")
+        return reply
 
     def propose(self, cmd: Command, timeout: float | None = None) -> ProposeReply:
         """Commit a cluster-map change through the first node that answers.

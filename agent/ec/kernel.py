@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -138,8 +138,36 @@ class _Group:
         self.terms: list[tuple[int, Table | None]] = []
         self.started = False
 
+    acc: Table
+    tmp: Table
+
     def begin(self) -> None:
         self.started = False
+
+    def _gather(self, table: Table, idx: NDArray[np.intp], n: int) -> None:
+        """Accumulate ``table[idx]`` into the first ``n`` lanes (the first term overwrites)."""
+        acc = self.acc[:n]
+        if self.started:
+            tmp = self.tmp[:n]
+            np.take(table, idx, out=tmp, mode="wrap")
+            np.bitwise_xor(acc, tmp, out=acc)
+        else:
+            np.take(table, idx, out=acc, mode="wrap")
+        self.started = True
+
+    def _spill(self, n: int, per: int, bits: int, dest: Callable[[int], NDArray[Any]]) -> None:
+        """Split the packed accumulator into its rows: lane ``i`` goes to ``dest(row i)``."""
+        acc = self.acc[:n]
+        if not self.started:
+            acc[...] = 0
+        tmp = self.tmp[:n]
+        for lane, row in enumerate(self.rows):
+            shift = _lane_shift(lane, per, bits)
+            if shift:
+                np.right_shift(acc, shift, out=tmp)
+                np.copyto(dest(row), tmp, casting="unsafe")
+            else:
+                np.copyto(dest(row), acc, casting="unsafe")
 
 
 class _PairGroup(_Group):
@@ -162,33 +190,18 @@ class _PairGroup(_Group):
 
     def add(self, table: Table | None, idx: NDArray[np.intp], x16: NDArray[np.uint16]) -> None:
         n = x16.shape[0]
-        acc = self.acc[:n]
-        if table is None:  # coefficient 1: the input itself
-            if self.started:
-                np.bitwise_xor(acc, x16, out=acc)
-            else:
-                np.copyto(acc, x16)
-        elif self.started:
-            tmp = self.tmp[:n]
-            np.take(table, idx, out=tmp, mode="wrap")
-            np.bitwise_xor(acc, tmp, out=acc)
+        if table is not None:
+            self._gather(table, idx, n)
+            return
+        acc = self.acc[:n]  # coefficient 1: the input itself
+        if self.started:
+            np.bitwise_xor(acc, x16, out=acc)
         else:
-            np.take(table, idx, out=acc, mode="wrap")
+            np.copyto(acc, x16)
         self.started = True
 
     def flush(self, out16: list[NDArray[np.uint16]], s2: int, e2: int) -> None:
-        n = e2 - s2
-        acc = self.acc[:n]
-        if not self.started:
-            acc[...] = 0
-        tmp = self.tmp[:n]
-        for lane, row in enumerate(self.rows):
-            shift = _lane_shift(lane, self.lanes, 16)
-            if shift:
-                np.right_shift(acc, shift, out=tmp)
-                np.copyto(out16[row][s2:e2], tmp, casting="unsafe")
-            else:
-                np.copyto(out16[row][s2:e2], acc, casting="unsafe")
+        self._spill(e2 - s2, self.lanes, 16, lambda row: out16[row][s2:e2])
 
 
 class _ByteGroup(_Group):
@@ -207,29 +220,10 @@ class _ByteGroup(_Group):
         self.tmp: Table = _WORKSPACE.get("tmp", slot, block, dtype)
 
     def add(self, table: Table, idx: NDArray[np.intp]) -> None:
-        n = idx.shape[0]
-        acc = self.acc[:n]
-        if self.started:
-            tmp = self.tmp[:n]
-            np.take(table, idx, out=tmp, mode="wrap")
-            np.bitwise_xor(acc, tmp, out=acc)
-        else:
-            np.take(table, idx, out=acc, mode="wrap")
-        self.started = True
+        self._gather(table, idx, idx.shape[0])
 
     def flush(self, out: U8, s: int, e: int) -> None:
-        n = e - s
-        acc = self.acc[:n]
-        if not self.started:
-            acc[...] = 0
-        tmp = self.tmp[:n]
-        for lane, row in enumerate(self.rows):
-            shift = _lane_shift(lane, self.width, 8)
-            if shift:
-                np.right_shift(acc, shift, out=tmp)
-                np.copyto(out[row, s:e], tmp, casting="unsafe")
-            else:
-                np.copyto(out[row, s:e], acc, casting="unsafe")
+        self._spill(e - s, self.width, 8, lambda row: out[row, s:e])
 
 
 def _block_size(plan: list[tuple[str, list[int]]], block: int) -> int:
