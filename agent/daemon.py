@@ -47,7 +47,7 @@ from agent.failure import (
     Transition,
 )
 from agent.keys import Allowlist, Enrolled, Keypair, load_allowlist, load_keypair
-from agent.links import Links, Target
+from agent.links import Links, Target, send_nowait
 from agent.monitor import Monitor, NoQuorum, NotLeaderHere
 from agent.raft import Role
 from agent.ratelimit import RateLimitedLog
@@ -267,10 +267,7 @@ class Agent:
             leader=self.leader(),
             term=self.monitor.term if self.monitor else 0,
         )
-        with contextlib.suppress(zmq.Again):
-            self.pub.send_multipart(
-                [MAP_TOPIC, *encode(update, (encode_map(cmap),))], flags=zmq.DONTWAIT
-            )
+        send_nowait(self.pub, [MAP_TOPIC, *encode(update, (encode_map(cmap),))])
 
     def _take_map(self, data: bytes, source: str) -> None:
         """A map from a monitor: keep it if it is newer (monitors keep their own)."""
@@ -556,6 +553,8 @@ class Agent:
             ), ()
         except RpcTimeout:
             return self._no_quorum(req.rid), ()
+        except RackError as exc:  # e.g. a leader transfer in progress: try again shortly
+            return ErrorReply(rid=req.rid, code="refused", message=str(exc), retryable=True), ()
 
     def _no_quorum(self, rid: int) -> ErrorReply:
         monitors = self.conf.monitors

@@ -24,6 +24,19 @@ from agent.wire import ErrorReply, Message, decode, encode
 log = logging.getLogger(__name__)
 
 
+def send_nowait(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
+    """Send without waiting; False when ZeroMQ would block (no peer, queue full).
+
+    pyzmq's asyncio socket reports ``Again`` on the returned future rather than raising,
+    so the future is inspected here (which also keeps asyncio from logging it as lost).
+    """
+    fut = asyncio.ensure_future(sock.send_multipart(frames, flags=zmq.DONTWAIT))
+    if fut.done():
+        return fut.exception() is None
+    fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     name: str
@@ -89,11 +102,7 @@ class Links:
         link = self._links.get(name)
         if link is None:
             return False
-        try:
-            link.sock.send_multipart(encode(msg, payload), flags=zmq.DONTWAIT)
-        except zmq.Again:
-            return False
-        return True
+        return send_nowait(link.sock, encode(msg, payload))
 
     def next_rid(self) -> int:
         return next(self._rids)
