@@ -163,6 +163,6 @@ class Discovery:
         verdict = admit(props, info.parsed_addresses(IPVersion.V4Only), self.allowlist, self.node)
         if isinstance(verdict, Rejected):
             if verdict.reason != "our own announcement":
-                self._rejects.warning("ignored announcement %s: %s", name, verdict.reason)
+                self._rejects.warning("ignored announcement %s: %s", name, verdict.reason, key=name)
             return
         self.on_peer(verdict)

@@ -33,7 +33,7 @@ class _AllowlistProvider:
         public = key.decode("ascii", "replace")
         if self.allowlist.by_public(public) is not None:
             return True
-        self._rejects.warning("refused a connection from unenrolled key %s", public)
+        self._rejects.warning("refused a connection from unenrolled key %s", public, key=public)
         return False
 
 
