@@ -417,10 +417,11 @@ class Agent:
         assert self.monitor is not None
         while True:
             await asyncio.sleep(0.1)
-            self.monitor.chores(*self._wanted())
+            if self.monitor.role == Role.LEADER:  # only the leader acts on what it hears
+                self.monitor.chores(*self._heard())
 
-    def _wanted(self) -> tuple[list[AddNode], list[AddOsd]]:
-        """Every node we hear (and ourselves), as the map should list it."""
+    def _heard(self) -> tuple[list[AddNode], list[AddOsd]]:
+        """Every node we hear (and ourselves), with its disks, as the map should list it."""
         nodes, osds = [], []
         beats = dict(self.last_heartbeat)
         beats[self.conf.node] = self.describe_self()

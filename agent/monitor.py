@@ -33,6 +33,7 @@ from agent.clustermap import (
     decode_map,
     encode_command,
     encode_map,
+    membership_changes,
 )
 from agent.config import NodeConfig
 from agent.errors import RackError
@@ -246,27 +247,14 @@ class Monitor:
     def report(self, reporter: str, dead: frozenset[str], alive: dict[str, int]) -> None:
         self.tally.report(reporter, dead, alive, self.clock())
 
-    def chores(self, wanted_nodes: list[AddNode], wanted_osds: list[AddOsd]) -> None:
+    def chores(self, heard_nodes: list[AddNode], heard_osds: list[AddOsd]) -> None:
         """On the leader: propose missing nodes and disks, and what the vote decided."""
         if self.node.role != Role.LEADER:
             return
         now = self.clock()
         self._inflight = {d: t for d, t in self._inflight.items() if t > now}
-        for add in wanted_nodes:
-            old = self.cmap.nodes.get(add.name)
-            if old is None or (old.address, old.rpc_port, old.pub_port, old.roles) != (
-                add.address,
-                add.rpc_port,
-                add.pub_port,
-                add.roles,
-            ):
-                inc = old.incarnation if old else add.incarnation
-                self._fire(msgspec.structs.replace(add, incarnation=inc), now)
-        for osd in wanted_osds:
-            if osd.node in self.cmap.nodes and not any(
-                o.node == osd.node and o.path == osd.path for o in self.cmap.osds.values()
-            ):
-                self._fire(osd, now)
+        for cmd in membership_changes(self.cmap, heard_nodes, heard_osds):
+            self._fire(cmd, now)
         changes = self.tally.decide(self.cmap, now)
         if changes:
             self._fire(

@@ -17,6 +17,7 @@ from agent.clustermap.commands import (
     decode_command,
     encode_command,
 )
+from agent.clustermap.membership import membership_changes
 from agent.clustermap.model import (
     ClusterMap,
     ContainerInfo,
@@ -53,4 +54,5 @@ __all__ = [
     "decode_map",
     "encode_command",
     "encode_map",
+    "membership_changes",
 ]

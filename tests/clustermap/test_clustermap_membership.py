@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from agent.clustermap import AddNode, AddOsd, ClusterMap, apply, membership_changes
+
+
+def heard(name: str, address: str = "10.0.0.1", incarnation: int = 1) -> AddNode:
+    return AddNode(
+        name=name,
+        address=address,
+        rpc_port=7100,
+        pub_port=7101,
+        public_key=name * 20,
+        roles=("osd",),
+        incarnation=incarnation,
+    )
+
+
+def test_new_nodes_then_their_disks_are_proposed_once_each() -> None:
+    cmap = ClusterMap(cluster="c")
+    nodes = [heard("n1"), heard("n2")]
+    disks = [AddOsd(node="n1", path="/d0", weight=10), AddOsd(node="n2", path="/d0", weight=10)]
+    first = membership_changes(cmap, nodes, disks)
+    assert first == nodes  # disks wait until their node is in the map
+    for cmd in first:
+        cmap = apply(cmap, cmd).cmap
+    second = membership_changes(cmap, nodes, disks)
+    assert second == disks
+    for cmd in second:
+        cmap = apply(cmap, cmd).cmap
+    assert membership_changes(cmap, nodes, disks) == []
+
+
+def test_a_move_is_proposed_but_a_reboot_is_left_to_the_vote() -> None:
+    cmap = apply(ClusterMap(cluster="c"), heard("n1", incarnation=1)).cmap
+    assert membership_changes(cmap, [heard("n1", incarnation=2)], []) == []
+    moved = membership_changes(cmap, [heard("n1", address="10.0.0.9", incarnation=2)], [])
+    assert moved == [heard("n1", address="10.0.0.9", incarnation=1)]  # keeps the map's incarnation
