@@ -12,7 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agent.lab import Lab, Timing, netns
+from agent.config import TimingConfig
+from agent.lab import Lab, netns
 from agent.lab.measure import idle_cpu_percent, kill_and_time_detection
 
 
@@ -35,7 +36,7 @@ def bench_mode(
     for rep in range(reps):
         lab = Lab(base / f"{mode}-{rep}")
         try:
-            converge.append(lab.up(nodes, mode, Timing()))
+            converge.append(lab.up(nodes, mode))
             if rep == 0 and cpu_seconds > 0:
                 cpu = idle_cpu_percent(lab, "n1", cpu_seconds)
             seen = kill_and_time_detection(lab, "n3")
@@ -43,7 +44,7 @@ def bench_mode(
             detect_all.extend(seen.values())
         finally:
             lab.down()
-    t = Timing()
+    t = TimingConfig()
     return {
         "nodes": nodes,
         "up_to_all_see_all_s": summary(converge),

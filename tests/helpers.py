@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from agent.clustermap import CreatePool
 from agent.errors import RackError
 from agent.lab import Lab
 from agent.wire import ClusterStatus
@@ -64,5 +65,9 @@ def agreed_leader(lab: Lab, viewers: list[str]) -> str | None:
     return leaders.pop() if len(leaders) == 1 else None
 
 
-def map_states(lab: Lab, viewer: str) -> dict[str, str]:
-    return {n.name: n.state for n in lab.status_of(viewer).nodes}
+def create_pool(lab: Lab, name: str, k: int = 2, m: int = 1) -> int:
+    """Commit a pool through the operator's client; returns the map epoch it made."""
+    with lab.client() as client:
+        reply = client.propose(CreatePool(name=name, k=k, m=m), timeout=10.0)
+    assert reply.refused is None, reply.refused
+    return reply.epoch

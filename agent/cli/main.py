@@ -23,10 +23,10 @@ from agent import __version__
 from agent.cli.render import console, heartbeat_line, nodes_table, status_json, summary_line
 from agent.client import Client
 from agent.clustermap import CreatePool
-from agent.config import load_client_config
+from agent.config import TimingConfig, load_client_config
 from agent.errors import ConfigError, RackError
 from agent.keys import create_keyring, enroll, load_allowlist
-from agent.lab import Lab, Timing
+from agent.lab import Lab
 from agent.names import check_name
 
 DEFAULT_LAB_DIR = ".rack-lab"
@@ -79,7 +79,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with _client(args) as client:
         for hb in client.heartbeats(timeout=args.timeout):
             if args.json:
-                print(json.dumps(_builtins(hb)), flush=True)
+                print(json.dumps(msgspec.to_builtins(hb)), flush=True)
             else:
                 print(heartbeat_line(hb), flush=True)
             seen += 1
@@ -90,10 +90,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
             f"heard {seen} of {args.count} heartbeats before {args.timeout:g} s of silence"
         )
     return 0
-
-
-def _builtins(obj: object) -> object:
-    return msgspec.to_builtins(obj)
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -165,7 +161,7 @@ def cmd_keys_add(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     allowlist = load_allowlist(Path(args.dir) / "allowlist.toml")
     if args.json:
-        print(json.dumps(_builtins(allowlist), indent=2))
+        print(json.dumps(msgspec.to_builtins(allowlist), indent=2))
         return 0
     print(f"cluster {allowlist.cluster}")
     for e in allowlist.keys:
@@ -175,7 +171,12 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_lab_up(args: argparse.Namespace) -> int:
     lab = _lab(args)
-    timing = Timing(args.heartbeat_interval, args.suspect_after, args.dead_after)
+    timing = msgspec.structs.replace(
+        TimingConfig(),
+        heartbeat_interval=args.heartbeat_interval,
+        suspect_after=args.suspect_after,
+        dead_after=args.dead_after,
+    )
     seconds = lab.up(args.nodes, args.mode, timing, timeout=args.timeout)
     st = lab.status_of("n1")
     mode = "netns" if any(n.address != "127.0.0.1" for n in st.nodes if n.address) else "loopback"
@@ -307,9 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for the rack to converge"
     )
-    up.add_argument("--heartbeat-interval", type=float, default=0.2)
-    up.add_argument("--suspect-after", type=float, default=0.6)
-    up.add_argument("--dead-after", type=float, default=1.0)
+    defaults = TimingConfig()
+    up.add_argument("--heartbeat-interval", type=float, default=defaults.heartbeat_interval)
+    up.add_argument("--suspect-after", type=float, default=defaults.suspect_after)
+    up.add_argument("--dead-after", type=float, default=defaults.dead_after)
     up.add_argument("--json", action="store_true")
     for name, fn, help_ in (
         ("down", cmd_lab_down, "stop every agent and remove namespaces, veths and the bridge"),

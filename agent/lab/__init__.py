@@ -1,5 +1,5 @@
 """The lab rack: a whole Rackcloud rack on one machine, for demos and tests."""
 
-from agent.lab.rack import Lab, Timing, choose_mode
+from agent.lab.rack import Lab, choose_mode
 
-__all__ = ["Lab", "Timing", "choose_mode", "netns"]
+__all__ = ["Lab", "choose_mode", "netns"]

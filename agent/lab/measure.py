@@ -11,7 +11,7 @@ import time
 
 from agent.errors import LabError, RackError
 from agent.lab import state
-from agent.lab.rack import Lab
+from agent.lab.rack import Lab, proc_stat
 
 
 def seconds_until_seen(
@@ -49,8 +49,9 @@ def kill_and_time_detection(lab: Lab, target: str) -> dict[str, float]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (from /proc)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
+    if not fields:
+        raise LabError(f"process {pid} is gone")
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
 

@@ -22,13 +22,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from agent.client import Client
-from agent.config import ClientConfig, ClientNode, KeysConfig, dump_toml, load_client_config
+from agent.config import (
+    ClientConfig,
+    ClientNode,
+    KeysConfig,
+    TimingConfig,
+    dump_toml,
+    load_client_config,
+)
 from agent.errors import LabError, RackError
 from agent.keys import create_keyring
 from agent.lab import netns, state
@@ -36,14 +42,8 @@ from agent.lab.state import LabNode, LabState, Mode
 from agent.wire import ClusterStatus
 
 CLIENT = "admin"
+DEFAULT_TIMING = TimingConfig()
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    heartbeat_interval: float = 0.2
-    suspect_after: float = 0.6
-    dead_after: float = 1.0
 
 
 def _quiet(_: str) -> None:
@@ -105,7 +105,11 @@ class Lab:
     # ---- up ----------------------------------------------------------------------------
 
     def up(
-        self, nodes: int, mode: str = "auto", timing: Timing = Timing(), timeout: float = 60.0
+        self,
+        nodes: int,
+        mode: str = "auto",
+        timing: TimingConfig = DEFAULT_TIMING,
+        timeout: float = 60.0,
     ) -> float:
         """Build the rack; returns seconds until every node saw every other node up."""
         if not 1 <= nodes <= 32:
@@ -133,7 +137,7 @@ class Lab:
             raise
         return time.monotonic() - started
 
-    def _build(self, st: LabState, count: int, timing: Timing) -> None:
+    def _build(self, st: LabState, count: int, timing: TimingConfig) -> None:
         names = [f"n{i}" for i in range(1, count + 1)]
         create_keyring(self.dir / "keys", names, [CLIENT], cluster=f"lab-{st.lab_id}")
         if st.mode == "netns":
@@ -181,7 +185,7 @@ class Lab:
             self._start(st, node)
         state.save(self.dir, st)
 
-    def _write_node_config(self, st: LabState, node: LabNode, timing: Timing) -> None:
+    def _write_node_config(self, st: LabState, node: LabNode, timing: TimingConfig) -> None:
         home = self.node_dir(node.name)
         monitors = monitor_names([n.name for n in st.nodes])
         (home / "disk0").mkdir(parents=True, exist_ok=True)
@@ -199,11 +203,7 @@ class Lab:
                 "secret": str(self.dir / "keys" / "secret" / f"{node.name}.key"),
                 "allowlist": str(self.dir / "keys" / "allowlist.toml"),
             },
-            "timing": {
-                "heartbeat_interval": timing.heartbeat_interval,
-                "suspect_after": timing.suspect_after,
-                "dead_after": timing.dead_after,
-            },
+            "timing": msgspec.to_builtins(timing),
         }
         (home / "agent.toml").write_text(dump_toml(conf), encoding="utf-8")
 
@@ -368,12 +368,18 @@ def _signal(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _running(pid: int) -> bool:
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state first); [] if gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return []
+
+
+def _running(pid: int) -> bool:
+    fields = proc_stat(pid)
+    return bool(fields) and fields[0] != "Z"
 
 
 def _reap(pid: int, tries: int = 50) -> None:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from agent.clustermap import CreatePool
 from agent.lab import Lab
-from tests.helpers import agreed_leader, map_states, rack, wait_until
+from tests.helpers import agreed_leader, create_pool, rack, states, wait_until
 
 pytestmark = pytest.mark.integration
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 MONITORS = ["n1", "n2", "n3"]
-
-
-def create_pool(lab: Lab, name: str, k: int = 2, m: int = 1) -> int:
-    with lab.client() as client:
-        reply = client.propose(CreatePool(name=name, k=k, m=m), timeout=10.0)
-    assert reply.refused is None, reply.refused
-    return reply.epoch
 
 
 def epochs(lab: Lab, viewers: list[str]) -> set[int]:
@@ -35,7 +27,7 @@ def test_one_leader_and_a_map_of_every_node_and_disk(loopback_lab: Lab) -> None:
     wait_until(
         lambda: loopback_lab.status_of("n5").epoch >= 10, 20, "the map lists nodes and disks"
     )
-    assert map_states(loopback_lab, "n5") == dict.fromkeys(NODES, "up")
+    assert states(loopback_lab, "n5") == dict.fromkeys(NODES, "up")
     roles = {n.name: set(n.roles) for n in loopback_lab.status_of("n1").nodes}
     assert all(("mon" in roles[n]) == (n in MONITORS) for n in NODES)
 
@@ -58,13 +50,13 @@ def test_a_killed_node_is_voted_down_and_up_again_on_boot(loopback_lab: Lab) -> 
     loopback_lab.kill("n5")
     survivors = [n for n in NODES if n != "n5"]
     wait_until(
-        lambda: all(map_states(loopback_lab, v)["n5"] == "down" for v in survivors),
+        lambda: all(states(loopback_lab, v)["n5"] == "down" for v in survivors),
         15,
         "the vote marks n5 down in every survivor's map",
     )
     loopback_lab.boot("n5")
     wait_until(
-        lambda: all(map_states(loopback_lab, v)["n5"] == "up" for v in NODES),
+        lambda: all(states(loopback_lab, v)["n5"] == "up" for v in NODES),
         15,
         "n5 is up again in every map",
     )
@@ -88,7 +80,7 @@ def test_killing_the_leader_elects_another_that_commits(loopback_lab: Lab) -> No
     assert loopback_lab.status_of(others[0]).quorum.term > old_term  # type: ignore[union-attr]
     epoch = create_pool(loopback_lab, "after-failover")
     wait_until(
-        lambda: map_states(loopback_lab, others[0])[old] == "down",
+        lambda: states(loopback_lab, others[0])[old] == "down",
         15,
         f"the vote marks the old leader {old} down",
     )

@@ -9,23 +9,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agent.clustermap import CreatePool
 from agent.config import dump_toml, load_client_config
 from agent.lab import Lab
 from agent.lab import state as lab_state
 from tests.conftest import needs_root
-from tests.helpers import agreed_leader, map_states, wait_until
+from tests.helpers import agreed_leader, create_pool, states, wait_until
 
 pytestmark = [pytest.mark.integration, needs_root]
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 MONITORS = ["n1", "n2", "n3"]
-
-
-def create_pool(lab: Lab, name: str) -> int:
-    with lab.client() as client:
-        reply = client.propose(CreatePool(name=name, k=2, m=1), timeout=10.0)
-    assert reply.refused is None, reply.refused
-    return reply.epoch
 
 
 def rack_inside(
@@ -71,7 +63,7 @@ def test_a_cut_off_monitor_refuses_writes_while_the_majority_commits(
         others = [n for n in NODES if n != cut]
         epoch = create_pool(netns_lab, "majority-side")  # the two others keep committing
         wait_until(
-            lambda: all(map_states(netns_lab, v)[cut] == "down" for v in others),
+            lambda: all(states(netns_lab, v)[cut] == "down" for v in others),
             15,
             f"{cut} voted down",
         )
@@ -87,7 +79,7 @@ def test_a_cut_off_monitor_refuses_writes_while_the_majority_commits(
         lambda: netns_lab.status_of(cut).epoch >= epoch, 15, f"{cut} catches up after the heal"
     )
     wait_until(
-        lambda: all(map_states(netns_lab, v)[cut] == "up" for v in NODES), 15, f"{cut} is up again"
+        lambda: all(states(netns_lab, v)[cut] == "up" for v in NODES), 15, f"{cut} is up again"
     )
     pools = {p["name"] for p in netns_lab.status_of(cut).pools}
     assert "majority-side" in pools and "minority-side" not in pools
@@ -98,13 +90,9 @@ def test_a_partitioned_node_is_voted_down_and_returns_up_without_restarting(netn
     before = {n.name: n.incarnation for n in netns_lab.status_of("n1").nodes}["n5"]
     netns_lab.partition("n5")
     try:
-        wait_until(
-            lambda: map_states(netns_lab, "n1")["n5"] == "down", 15, "the vote marks n5 down"
-        )
+        wait_until(lambda: states(netns_lab, "n1")["n5"] == "down", 15, "the vote marks n5 down")
     finally:
         netns_lab.partition("n5", heal=True)
-    wait_until(
-        lambda: all(map_states(netns_lab, v)["n5"] == "up" for v in NODES), 15, "n5 is up again"
-    )
+    wait_until(lambda: all(states(netns_lab, v)["n5"] == "up" for v in NODES), 15, "n5 is up again")
     after = {n.name: n.incarnation for n in netns_lab.status_of("n1").nodes}["n5"]
     assert after == before  # healed, not restarted
