@@ -49,7 +49,7 @@ from agent.failure import (
 from agent.keys import Allowlist, Enrolled, Keypair, load_allowlist, load_keypair
 from agent.links import Links, Target, send_nowait
 from agent.monitor import Monitor, NoQuorum, NotLeaderHere
-from agent.raft import Role
+from agent.raft import RaftRole
 from agent.ratelimit import RateLimitedLog
 from agent.security import make_curve_client, make_curve_server, start_authenticator
 from agent.wire import (
@@ -360,7 +360,7 @@ class Agent:
                 continue
             self._apply(self.detector.observe(msg.node, msg.incarnation, msg.seq, time.monotonic()))
             self.last_heartbeat[msg.node] = msg
-            if msg.raft_role == str(Role.LEADER):
+            if msg.raft_role == str(RaftRole.LEADER):
                 self._note_leader(msg.raft_term, msg.node)
             self._maybe_fetch_map(msg.node, msg.epoch)
 
@@ -417,7 +417,7 @@ class Agent:
         assert self.monitor is not None
         while True:
             await asyncio.sleep(0.1)
-            if self.monitor.role == Role.LEADER:  # only the leader acts on what it hears
+            if self.monitor.role == RaftRole.LEADER:  # only the leader acts on what it hears
                 self.monitor.chores(*self._heard())
 
     def _heard(self) -> tuple[list[AddNode], list[AddOsd]]:
@@ -530,7 +530,7 @@ class Agent:
             ), ()
         timeout = max(0.1, min(req.deadline_ms / 1000, 30.0))
         try:
-            if self.monitor is not None and self.monitor.role == Role.LEADER:
+            if self.monitor is not None and self.monitor.role == RaftRole.LEADER:
                 applied = await self.monitor.propose(cmd, timeout)
                 return ProposeReply(
                     rid=req.rid, epoch=applied.cmap.epoch, refused=applied.refused

@@ -45,7 +45,7 @@ from agent.raft import (
     QuorumLost,
     RaftError,
     RaftNode,
-    Role,
+    RaftRole,
     decode_message,
     encode_message,
     persist,
@@ -126,7 +126,7 @@ class Monitor:
     # ---- what others ask -----------------------------------------------------------------
 
     @property
-    def role(self) -> Role:
+    def role(self) -> RaftRole:
         return self.node.role
 
     @property
@@ -249,7 +249,7 @@ class Monitor:
 
     def chores(self, heard_nodes: list[AddNode], heard_osds: list[AddOsd]) -> None:
         """On the leader: propose missing nodes and disks, and what the vote decided."""
-        if self.node.role != Role.LEADER:
+        if self.node.role != RaftRole.LEADER:
             return
         now = self.clock()
         self._inflight = {d: t for d, t in self._inflight.items() if t > now}

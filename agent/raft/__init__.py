@@ -2,13 +2,16 @@
 
 The core (:class:`RaftNode`) is a synchronous state machine with no I/O, clocks or global
 randomness; the shell feeds it ticks, messages and proposals and handles each
-:class:`Ready` as :mod:`agent.raft.ready` describes (persist, then send, then apply).
+:class:`Ready` as :mod:`agent.raft.ready` describes (persist, then send, then apply);
+:class:`RaftDriver` runs that loop for it.
 See ``docs/raft.md``.
 """
 
 from agent.raft.core import RaftNode
+from agent.raft.driver import RaftDriver, StateMachine
 from agent.raft.errors import (
     ConfChangeRejected,
+    DriverBusy,
     LeaderTransferring,
     NotLeader,
     QuorumLost,
@@ -18,7 +21,7 @@ from agent.raft.errors import (
 )
 from agent.raft.memory import MemoryStorage
 from agent.raft.messages import (
-    AnyMessage,
+    AnyRaftMessage,
     AppendEntries,
     AppendResp,
     ConfChange,
@@ -26,11 +29,11 @@ from agent.raft.messages import (
     Entry,
     EntryKind,
     HardState,
-    Heartbeat,
-    HeartbeatResp,
     InstallSnapshot,
-    Message,
     PersistentState,
+    RaftHeartbeat,
+    RaftHeartbeatResp,
+    RaftMessage,
     RequestVote,
     Snapshot,
     TimeoutNow,
@@ -39,37 +42,40 @@ from agent.raft.messages import (
     decode_message,
     encode_message,
 )
-from agent.raft.ready import LogStore, Ready, Role, SoftState, persist
+from agent.raft.ready import LogStore, RaftRole, Ready, SoftState, needs_persist, persist
 from agent.raft.storage import DiskStorage
 
 __all__ = [
-    "AnyMessage",
+    "AnyRaftMessage",
     "AppendEntries",
     "AppendResp",
     "ConfChange",
     "ConfChangeRejected",
     "ConfOp",
     "DiskStorage",
+    "DriverBusy",
     "Entry",
     "EntryKind",
     "HardState",
-    "Heartbeat",
-    "HeartbeatResp",
     "InstallSnapshot",
     "LeaderTransferring",
     "LogStore",
     "MemoryStorage",
-    "Message",
     "NotLeader",
     "PersistentState",
     "QuorumLost",
+    "RaftDriver",
     "RaftError",
+    "RaftHeartbeat",
+    "RaftHeartbeatResp",
+    "RaftMessage",
     "RaftNode",
+    "RaftRole",
     "Ready",
     "RequestVote",
-    "Role",
     "Snapshot",
     "SoftState",
+    "StateMachine",
     "StorageCorrupt",
     "TimeoutNow",
     "TransferRejected",
@@ -77,5 +83,6 @@ __all__ = [
     "decode_conf_change",
     "decode_message",
     "encode_message",
+    "needs_persist",
     "persist",
 ]

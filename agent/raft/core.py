@@ -18,9 +18,10 @@ lives in the log or a snapshot; ``peers`` only seeds a brand-new node.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
+from agent.core.quorum import is_majority, majority
 from agent.raft.errors import (
     ConfChangeRejected,
     LeaderTransferring,
@@ -30,7 +31,7 @@ from agent.raft.errors import (
 )
 from agent.raft.log import LogInvariantError, RaftLog
 from agent.raft.messages import (
-    AnyMessage,
+    AnyRaftMessage,
     AppendEntries,
     AppendResp,
     ConfChange,
@@ -38,10 +39,10 @@ from agent.raft.messages import (
     Entry,
     EntryKind,
     HardState,
-    Heartbeat,
-    HeartbeatResp,
     InstallSnapshot,
     PersistentState,
+    RaftHeartbeat,
+    RaftHeartbeatResp,
     RequestVote,
     Snapshot,
     TimeoutNow,
@@ -49,7 +50,10 @@ from agent.raft.messages import (
     encode_conf_change,
 )
 from agent.raft.progress import Progress, ProgressState
-from agent.raft.ready import Ready, Role, SoftState
+from agent.raft.ready import RaftRole, Ready, SoftState
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["RaftNode"]
 
@@ -90,7 +94,7 @@ class RaftNode:
         self.vote = hs.vote
         self.log = RaftLog(storage_state.snapshot, storage_state.entries, hs.commit, tuple(peers))
         self.lead: int | None = None
-        self.role = Role.FOLLOWER
+        self.role = RaftRole.FOLLOWER
         self.progress: dict[int, Progress] = {}
         self.lead_transferee: int | None = None
         self._votes: dict[int, bool] = {}
@@ -99,13 +103,13 @@ class RaftNode:
         self._heartbeat_elapsed = 0
         self._timeout = election_ticks
         self._term_start = 0
-        self._msgs: list[AnyMessage] = []
+        self._msgs: list[AnyRaftMessage] = []
         self._snapshot_out: Snapshot | None = None
         self._restore_out = False
         self._prev_hs = hs
-        self._prev_soft = SoftState(None, Role.FOLLOWER)
+        self._prev_soft = SoftState(None, RaftRole.FOLLOWER)
         self._outstanding = False
-        self._step_role: Callable[[AnyMessage], None] = self._step_follower
+        self._step_role: Callable[[AnyRaftMessage], None] = self._step_follower
         self._tick_role: Callable[[], None] = self._tick_follower
         self._become_follower(self.term, None)
 
@@ -125,7 +129,7 @@ class RaftNode:
         self._now += 1
         self._tick_role()
 
-    def step(self, msg: AnyMessage) -> None:
+    def step(self, msg: AnyRaftMessage) -> None:
         """Feed one message from a peer."""
         self._guard()
         if msg.dst != self.id:
@@ -139,12 +143,12 @@ class RaftNode:
                     self._become_follower(msg.term, None)
             elif isinstance(msg, VoteResp) and msg.pre and msg.granted:
                 pass  # a granted pre-vote carries our future term, not a newer one
-            elif isinstance(msg, AppendEntries | Heartbeat | InstallSnapshot):
+            elif isinstance(msg, AppendEntries | RaftHeartbeat | InstallSnapshot):
                 self._become_follower(msg.term, msg.src)
             else:
                 self._become_follower(msg.term, None)
         elif msg.term < self.term:
-            if isinstance(msg, AppendEntries | Heartbeat):
+            if isinstance(msg, AppendEntries | RaftHeartbeat):
                 # A stale leader (or a node whose term ran ahead while partitioned, which
                 # pre-vote and leases could otherwise leave stuck): tell it our term.
                 self._send(AppendResp(self.id, msg.src, self.term, index=0))
@@ -199,7 +203,7 @@ class RaftNode:
     def transfer_leadership(self, to: int) -> None:
         """Hand leadership to voter ``to`` (TimeoutNow once it has caught up)."""
         self._guard()
-        if self.role != Role.LEADER:
+        if self.role != RaftRole.LEADER:
             raise NotLeader(self.lead)
         if to == self.id:
             return
@@ -299,28 +303,28 @@ class RaftNode:
     def _become_follower(self, term: int, lead: int | None) -> None:
         self._reset(term)
         self.lead = lead
-        self.role = Role.FOLLOWER
+        self.role = RaftRole.FOLLOWER
         self._step_role = self._step_follower
         self._tick_role = self._tick_follower
 
     def _become_pre_candidate(self) -> None:
         # Term and vote stay as they are: a pre-vote changes nobody's durable state.
         self._reset(self.term)
-        self.role = Role.PRE_CANDIDATE
+        self.role = RaftRole.PRE_CANDIDATE
         self._step_role = self._step_candidate
         self._tick_role = self._tick_follower
 
     def _become_candidate(self) -> None:
         self._reset(self.term + 1)
         self.vote = self.id
-        self.role = Role.CANDIDATE
+        self.role = RaftRole.CANDIDATE
         self._step_role = self._step_candidate
         self._tick_role = self._tick_follower
 
     def _become_leader(self) -> None:
         self._reset(self.term)
         self.lead = self.id
-        self.role = Role.LEADER
+        self.role = RaftRole.LEADER
         self._step_role = self._step_leader
         self._tick_role = self._tick_leader
         nxt = self.log.last_index + 1
@@ -395,7 +399,7 @@ class RaftNode:
             self._heartbeat_elapsed = 0
             for to, pr in self.progress.items():
                 commit = min(pr.match, self.log.committed)
-                self._send(Heartbeat(self.id, to, self.term, commit=commit))
+                self._send(RaftHeartbeat(self.id, to, self.term, commit=commit))
 
     # ---------------------------------------------------------------- steps
     def _handle_vote_request(self, m: RequestVote) -> None:
@@ -412,16 +416,16 @@ class RaftNode:
         else:
             self._send(VoteResp(self.id, m.src, self.term, pre=m.pre, granted=False))
 
-    def _step_follower(self, m: AnyMessage) -> None:
+    def _step_follower(self, m: AnyRaftMessage) -> None:
         if isinstance(m, AppendEntries):
             self._election_elapsed = 0
             self.lead = m.src
             self._handle_append(m)
-        elif isinstance(m, Heartbeat):
+        elif isinstance(m, RaftHeartbeat):
             self._election_elapsed = 0
             self.lead = m.src
             self.log.commit_to(min(m.commit, self.log.last_index))
-            self._send(HeartbeatResp(self.id, m.src, self.term))
+            self._send(RaftHeartbeatResp(self.id, m.src, self.term))
         elif isinstance(m, InstallSnapshot):
             self._election_elapsed = 0
             self.lead = m.src
@@ -429,13 +433,13 @@ class RaftNode:
         elif isinstance(m, TimeoutNow):
             self._campaign(transfer=True)
 
-    def _step_candidate(self, m: AnyMessage) -> None:
-        if isinstance(m, AppendEntries | Heartbeat | InstallSnapshot):
+    def _step_candidate(self, m: AnyRaftMessage) -> None:
+        if isinstance(m, AppendEntries | RaftHeartbeat | InstallSnapshot):
             # Someone won this term (for a pre-candidate: the current term).
             self._become_follower(m.term, m.src)
             self._step_follower(m)
         elif isinstance(m, VoteResp):
-            if m.pre != (self.role == Role.PRE_CANDIDATE):
+            if m.pre != (self.role == RaftRole.PRE_CANDIDATE):
                 return
             self._votes.setdefault(m.src, m.granted)
             if self._tally_won():
@@ -443,14 +447,14 @@ class RaftNode:
             elif self._tally_lost():
                 self._become_follower(self.term, None)
 
-    def _step_leader(self, m: AnyMessage) -> None:
+    def _step_leader(self, m: AnyRaftMessage) -> None:
         pr = self.progress.get(m.src)
         if pr is None:
             return
         if isinstance(m, AppendResp):
             pr.last_heard = self._now
             self._handle_append_resp(m, pr)
-        elif isinstance(m, HeartbeatResp):
+        elif isinstance(m, RaftHeartbeatResp):
             pr.last_heard = self._now
             if pr.state == ProgressState.SNAPSHOT:
                 if self._now - pr.sent_at < self.election_ticks:
@@ -517,7 +521,7 @@ class RaftNode:
             pr.become_probe()
             pr.become_replicate()
         if self._maybe_commit():
-            if self.role != Role.LEADER:
+            if self.role != RaftRole.LEADER:
                 return  # we committed our own removal and stepped down
             self._broadcast_append()
         elif was_paused:
@@ -599,7 +603,7 @@ class RaftNode:
             (self.log.last_index if v == self.id else self.progress[v].match for v in voters),
             reverse=True,
         )
-        n = matches[len(voters) // 2]
+        n = matches[majority(len(voters)) - 1]  # the highest index a majority holds
         if n <= self.log.committed or self.log.term(n) != self.term:
             return False
         self.log.commit_to(n)
@@ -624,10 +628,10 @@ class RaftNode:
         return count
 
     def _quorum(self) -> int:
-        return len(self.log.voters) // 2 + 1
+        return majority(len(self.log.voters))
 
     def _require_writable(self) -> None:
-        if self.role != Role.LEADER:
+        if self.role != RaftRole.LEADER:
             raise NotLeader(self.lead)
         if self.lead_transferee is not None:
             raise LeaderTransferring(self.lead_transferee)
@@ -648,13 +652,13 @@ class RaftNode:
 
     def _tally_won(self) -> bool:
         granted = sum(1 for v in self.log.voters if self._votes.get(v) is True)
-        return granted >= self._quorum()
+        return is_majority(granted, len(self.log.voters))
 
     def _tally_lost(self) -> bool:
         rejected = sum(1 for v in self.log.voters if self._votes.get(v) is False)
-        return rejected >= self._quorum()
+        return is_majority(rejected, len(self.log.voters))
 
-    def _send(self, msg: AnyMessage) -> None:
+    def _send(self, msg: AnyRaftMessage) -> None:
         self._msgs.append(msg)
 
     def _hard_state(self) -> HardState:

@@ -6,6 +6,7 @@ from agent.errors import RackError
 
 __all__ = [
     "ConfChangeRejected",
+    "DriverBusy",
     "LeaderTransferring",
     "NotLeader",
     "QuorumLost",
@@ -61,3 +62,13 @@ class ConfChangeRejected(RaftError):
 
 class StorageCorrupt(RaftError):
     """A persisted file that must be intact (hard state, snapshot) fails its checksum."""
+
+
+class DriverBusy(RaftError):
+    """A proposal arrived while the driver's last Ready is still being persisted."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This node is still persisting its last batch of Raft work, so it cannot take "
+            "a proposal until that is finished."
+        )

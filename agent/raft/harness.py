@@ -2,7 +2,8 @@
 
 Messages travel through one FIFO queue, links can be cut, nodes can crash and restart
 from their :class:`MemoryStorage`; nothing is random unless the caller's ``rng`` is. Each
-node runs the full shell loop: persist, send, restore, apply, advance.
+node runs the shell loop through its :class:`RaftDriver`: persist, send, restore, apply,
+advance.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from agent.raft.core import RaftNode
+from agent.raft.driver import RaftDriver
 from agent.raft.memory import MemoryStorage
-from agent.raft.messages import AnyMessage, ConfOp, Entry, EntryKind, decode_conf_change
+from agent.raft.messages import (
+    AnyRaftMessage,
+    ConfOp,
+    Entry,
+    EntryKind,
+    Snapshot,
+    decode_conf_change,
+)
 from agent.raft.ready import Ready, persist
 
 __all__ = ["Cluster", "MaxRandom", "NodeFactory"]
@@ -23,6 +32,28 @@ __all__ = ["Cluster", "MaxRandom", "NodeFactory"]
 NodeFactory = Callable[..., RaftNode]
 
 _applied_codec = msgspec.msgpack.Decoder(list[tuple[int, int, bytes]])
+
+
+class AppliedCommands:
+    """The harness's state machine: the ``(index, term, data)`` of every command applied.
+
+    ``commands`` is one list for the machine's whole life (a restore refills it), so a
+    reference taken from :attr:`Cluster.applied` stays current."""
+
+    __slots__ = ("commands",)
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[int, int, bytes]] = []
+
+    def apply(self, entry: Entry) -> None:
+        if entry.kind == EntryKind.NORMAL and entry.data:
+            self.commands.append((entry.index, entry.term, entry.data))
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.commands[:] = _applied_codec.decode(snapshot.data)
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(self.commands)
 
 
 class MaxRandom(random.Random):
@@ -53,9 +84,10 @@ class Cluster:
         self.stores: dict[int, MemoryStorage] = {i: MemoryStorage() for i in self.ids}
         self.peers: dict[int, tuple[int, ...]] = {i: self.ids for i in self.ids}
         self.nodes: dict[int, RaftNode] = {}
+        self.drivers: dict[int, RaftDriver] = {}
         #: Per node: the (index, term, data) of every command it applied, in order.
         self.applied: dict[int, list[tuple[int, int, bytes]]] = {}
-        self.queue: deque[AnyMessage] = deque()
+        self.queue: deque[AnyRaftMessage] = deque()
         self.cut: set[tuple[int, int]] = set()
         self.down: set[int] = set()
         for i in self.ids:
@@ -65,7 +97,7 @@ class Cluster:
     def _start(self, node_id: int) -> None:
         store = self.stores[node_id]
         state = store.load()
-        self.nodes[node_id] = self._factory(
+        node = self._factory(
             node_id,
             self.peers[node_id],
             state,
@@ -73,8 +105,12 @@ class Cluster:
             self.election_ticks,
             self.heartbeat_ticks,
         )
-        snap = state.snapshot
-        self.applied[node_id] = list(_applied_codec.decode(snap.data)) if snap else []
+        machine = AppliedCommands()
+        self.nodes[node_id] = node
+        self.drivers[node_id] = RaftDriver(
+            node, store, machine, self.queue.append, snapshot=state.snapshot
+        )
+        self.applied[node_id] = machine.commands
 
     def add_node(self, node_id: int) -> None:
         """A fresh, empty node that waits to be added by a configuration change."""
@@ -86,6 +122,7 @@ class Cluster:
     def crash(self, node_id: int) -> None:
         self.down.add(node_id)
         del self.nodes[node_id]
+        del self.drivers[node_id]
 
     def restart(self, node_id: int) -> None:
         """Rebuild the node from its store alone and run its first Ready (re-applying
@@ -112,19 +149,16 @@ class Cluster:
 
     # -- driving -------------------------------------------------------------------------
     def process(self, node_id: int) -> Ready | None:
-        """Run the shell loop once for ``node_id`` if it has a Ready."""
-        node = self.nodes.get(node_id)
-        if node is None or not node.has_ready():
+        """Handle one Ready of ``node_id``, if it has one: persist it, then let the
+        driver send (onto the FIFO queue), restore, apply and advance."""
+        driver = self.drivers.get(node_id)
+        if driver is None:
             return None
-        rd = node.ready()
-        persist(self.stores[node_id], rd)
-        self.queue.extend(rd.messages)
-        if rd.snapshot is not None and rd.restore_snapshot:
-            self.applied[node_id] = list(_applied_codec.decode(rd.snapshot.data))
-        for e in rd.committed_entries:
-            if e.kind == EntryKind.NORMAL and e.data:
-                self.applied[node_id].append((e.index, e.term, e.data))
-        node.advance()
+        rd = driver.next_ready()
+        if rd is None:
+            return None
+        persist(driver.store, rd)
+        driver.finish(rd)
         return rd
 
     def flush(self) -> None:
@@ -138,10 +172,10 @@ class Cluster:
             if not self.queue:
                 return
             msg = self.queue.popleft()
-            node = self.nodes.get(msg.dst)
-            if node is None or (msg.src, msg.dst) in self.cut:
+            driver = self.drivers.get(msg.dst)
+            if driver is None or (msg.src, msg.dst) in self.cut:
                 continue
-            node.step(msg)
+            driver.step(msg)
             self.process(msg.dst)
         raise RuntimeError("the cluster did not stabilise")
 
@@ -150,17 +184,16 @@ class Cluster:
         ids = sorted(self.nodes) if node_ids is None else list(node_ids)
         for _ in range(count):
             for i in ids:
-                if i in self.nodes:
-                    self.nodes[i].tick()
+                if i in self.drivers:
+                    self.drivers[i].tick()
             self.stabilize()
 
     def snapshot_data(self, node_id: int) -> bytes:
-        return msgspec.msgpack.encode(self.applied[node_id])
+        return self.drivers[node_id].machine.snapshot()
 
     def compact(self, node_id: int) -> None:
         """Snapshot ``node_id`` at its applied index."""
-        node = self.nodes[node_id]
-        node.compact(node.log.applied, self.snapshot_data(node_id))
+        self.drivers[node_id].compact()
         self.process(node_id)
 
     def leader(self) -> int | None:

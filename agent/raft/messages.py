@@ -12,7 +12,7 @@ import enum
 import msgspec
 
 __all__ = [
-    "AnyMessage",
+    "AnyRaftMessage",
     "AppendEntries",
     "AppendResp",
     "ConfChange",
@@ -20,11 +20,11 @@ __all__ = [
     "Entry",
     "EntryKind",
     "HardState",
-    "Heartbeat",
-    "HeartbeatResp",
     "InstallSnapshot",
-    "Message",
     "PersistentState",
+    "RaftHeartbeat",
+    "RaftHeartbeatResp",
+    "RaftMessage",
     "RequestVote",
     "Snapshot",
     "TimeoutNow",
@@ -95,7 +95,7 @@ class PersistentState(msgspec.Struct, frozen=True):
     entries: tuple[Entry, ...] = ()
 
 
-class Message(msgspec.Struct, frozen=True, tag=True):
+class RaftMessage(msgspec.Struct, frozen=True, tag=True):
     """Base of every message between nodes; ``term`` is the sender's term."""
 
     src: int
@@ -103,7 +103,7 @@ class Message(msgspec.Struct, frozen=True, tag=True):
     term: int
 
 
-class AppendEntries(Message, frozen=True, tag=True):
+class AppendEntries(RaftMessage, frozen=True, tag=True):
     """Replicate ``entries`` after (``prev_index``, ``prev_term``); also carries the commit."""
 
     prev_index: int
@@ -112,7 +112,7 @@ class AppendEntries(Message, frozen=True, tag=True):
     commit: int
 
 
-class AppendResp(Message, frozen=True, tag=True):
+class AppendResp(RaftMessage, frozen=True, tag=True):
     """Answer to AppendEntries or InstallSnapshot.
 
     On success ``index`` is the highest index known to match the leader. On reject
@@ -126,17 +126,21 @@ class AppendResp(Message, frozen=True, tag=True):
     hint_term: int = 0
 
 
-class Heartbeat(Message, frozen=True, tag=True):
-    """Leader liveness; ``commit`` is capped at what this follower is known to hold."""
+class RaftHeartbeat(RaftMessage, frozen=True, tag="Heartbeat"):
+    """Leader liveness; ``commit`` is capped at what this follower is known to hold.
+
+    The wire tag stays ``"Heartbeat"`` (the class was renamed, the encoding was not)."""
 
     commit: int
 
 
-class HeartbeatResp(Message, frozen=True, tag=True):
-    """Lets the leader count the follower as reachable (check-quorum) and resume sending."""
+class RaftHeartbeatResp(RaftMessage, frozen=True, tag="HeartbeatResp"):
+    """Lets the leader count the follower as reachable (check-quorum) and resume sending.
+
+    The wire tag stays ``"HeartbeatResp"``."""
 
 
-class RequestVote(Message, frozen=True, tag=True):
+class RequestVote(RaftMessage, frozen=True, tag=True):
     """A (pre-)vote request. ``pre`` asks without raising anyone's term; ``transfer`` marks a
     campaign started by TimeoutNow, which may break a follower's leader lease."""
 
@@ -146,28 +150,28 @@ class RequestVote(Message, frozen=True, tag=True):
     transfer: bool = False
 
 
-class VoteResp(Message, frozen=True, tag=True):
+class VoteResp(RaftMessage, frozen=True, tag=True):
     """Answer to RequestVote; a granted pre-vote carries the requested term."""
 
     pre: bool
     granted: bool
 
 
-class InstallSnapshot(Message, frozen=True, tag=True):
+class InstallSnapshot(RaftMessage, frozen=True, tag=True):
     """Sent instead of entries the leader has already compacted away."""
 
     snapshot: Snapshot
 
 
-class TimeoutNow(Message, frozen=True, tag=True):
+class TimeoutNow(RaftMessage, frozen=True, tag=True):
     """Leader transfer: the target campaigns at once, skipping pre-vote."""
 
 
-AnyMessage = (
+AnyRaftMessage = (
     AppendEntries
     | AppendResp
-    | Heartbeat
-    | HeartbeatResp
+    | RaftHeartbeat
+    | RaftHeartbeatResp
     | RequestVote
     | VoteResp
     | InstallSnapshot
@@ -175,16 +179,16 @@ AnyMessage = (
 )
 
 _msg_encoder = msgspec.msgpack.Encoder()
-_msg_decoder: msgspec.msgpack.Decoder[AnyMessage] = msgspec.msgpack.Decoder(AnyMessage)
+_msg_decoder: msgspec.msgpack.Decoder[AnyRaftMessage] = msgspec.msgpack.Decoder(AnyRaftMessage)
 _conf_decoder = msgspec.msgpack.Decoder(ConfChange)
 
 
-def encode_message(msg: Message) -> bytes:
+def encode_message(msg: RaftMessage) -> bytes:
     """Encode any message as msgpack with its type tag."""
     return _msg_encoder.encode(msg)
 
 
-def decode_message(data: bytes) -> AnyMessage:
+def decode_message(data: bytes) -> AnyRaftMessage:
     """Decode a message produced by :func:`encode_message` (raises ``msgspec.DecodeError``)."""
     return _msg_decoder.decode(data)
 

@@ -9,6 +9,9 @@ The core never does I/O. It accumulates what must happen and hands it over as on
 3. if ``restore_snapshot``: load ``snapshot.data`` into the state machine,
 4. apply ``committed_entries`` in order (``NORMAL`` entries with data are commands),
 5. ``node.advance()``.
+
+:class:`agent.raft.driver.RaftDriver` runs exactly this loop; shells use it rather than
+writing their own.
 """
 
 from __future__ import annotations
@@ -18,17 +21,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.raft.messages import (
-    AnyMessage,
+    AnyRaftMessage,
     Entry,
     HardState,
     PersistentState,
     Snapshot,
 )
 
-__all__ = ["LogStore", "Ready", "Role", "SoftState", "persist"]
+__all__ = ["LogStore", "RaftRole", "Ready", "SoftState", "needs_persist", "persist"]
 
 
-class Role(enum.StrEnum):
+class RaftRole(enum.StrEnum):
     FOLLOWER = "follower"
     PRE_CANDIDATE = "pre-candidate"
     CANDIDATE = "candidate"
@@ -40,7 +43,7 @@ class SoftState:
     """Volatile facts worth telling the application about (who leads); never persisted."""
 
     leader: int | None
-    role: Role
+    role: RaftRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,7 @@ class Ready:
     snapshot: Snapshot | None
     #: True when ``snapshot`` came from the leader and replaces the state machine.
     restore_snapshot: bool
-    messages: tuple[AnyMessage, ...]
+    messages: tuple[AnyRaftMessage, ...]
     committed_entries: tuple[Entry, ...]
     soft_state: SoftState | None
 
@@ -98,6 +101,19 @@ class LogStore(Protocol):
         a diverged history and are dropped too.
         """
         ...
+
+
+def needs_persist(rd: Ready) -> bool:
+    """Whether ``rd`` has anything for the disk (hard state, truncation, entries or a
+    snapshot). A Ready without any only sends, applies or reports, so an asynchronous
+    shell may skip the round trip to its storage thread; its messages still wait for
+    ``finish()``."""
+    return (
+        rd.hard_state is not None
+        or rd.truncate_from is not None
+        or bool(rd.entries)
+        or rd.snapshot is not None
+    )
 
 
 def persist(store: LogStore, rd: Ready) -> None:

@@ -31,12 +31,14 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from agent.raft.core import RaftNode
+from agent.raft.driver import RaftDriver
 from agent.raft.errors import RaftError
 from agent.raft.memory import MemoryStorage
 from agent.raft.messages import (
-    AnyMessage,
+    AnyRaftMessage,
     ConfOp,
     Entry,
     EntryKind,
@@ -45,7 +47,7 @@ from agent.raft.messages import (
     VoteResp,
     decode_conf_change,
 )
-from agent.raft.ready import LogStore, Ready, Role, persist
+from agent.raft.ready import LogStore, RaftRole, Ready, SoftState, persist
 
 __all__ = ["InvariantViolation", "SimConfig", "SimResult", "Simulation", "main", "run_seed"]
 
@@ -94,31 +96,70 @@ def _memory_store(_: int, old: LogStore | None) -> LogStore:
 
 
 class _App:
-    """The replicated state machine: a CRC chain over every applied entry."""
+    """The replicated state machine (a :class:`~agent.raft.driver.StateMachine`): a CRC
+    chain over every applied entry, CONF and empty ones included. It checks, as it goes,
+    that entries come contiguously and agree with what every other node applied, and that
+    a restored snapshot matches the chain of the nodes that applied up to its index."""
 
-    __slots__ = ("digest", "index")
+    __slots__ = ("digest", "index", "node_id", "sim")
 
-    def __init__(self) -> None:
+    def __init__(self, sim: Simulation, node_id: int) -> None:
+        self.sim = sim
+        self.node_id = node_id
         self.index = 0
         self.digest = 0
 
     def snapshot(self) -> bytes:
         return _IDX.pack(self.index, self.digest)
 
-    def restore(self, data: bytes) -> None:
-        self.index, self.digest = _IDX.unpack(data)
+    def restore(self, snapshot: Snapshot) -> None:
+        self.index, self.digest = _IDX.unpack(snapshot.data)
+        sim = self.sim
+        if self.index != snapshot.index:
+            raise sim.fail(
+                f"node {self.node_id} snapshot {snapshot.index} holds state of {self.index}"
+            )
+        if sim.digest_at.get(snapshot.index) != self.digest:
+            raise sim.fail(
+                f"node {self.node_id} restored a snapshot at {snapshot.index} nobody applied"
+            )
+
+    def apply(self, e: Entry) -> None:
+        sim = self.sim
+        if e.index != self.index + 1:
+            raise sim.fail(f"node {self.node_id} applied {e.index} after {self.index}")
+        fact = (e.term, e.kind, e.data)
+        seen = sim.committed.get(e.index)
+        if seen is None:
+            sim.committed[e.index] = fact
+            sim.stats["committed"] += 1
+        elif seen != fact:
+            raise sim.fail(
+                f"node {self.node_id} committed {e.index} as {fact!r}, others as {seen!r}"
+            )
+        self.digest = zlib.crc32(e.data, zlib.crc32(_IDX.pack(e.index, e.term), self.digest))
+        self.index = e.index
+        known = sim.digest_at.setdefault(e.index, self.digest)
+        if known != self.digest:
+            raise sim.fail(f"node {self.node_id} state after {e.index} differs from other nodes")
 
 
 class _SimNode:
-    __slots__ = ("app", "id", "led_term", "node", "peers", "store")
+    __slots__ = ("app", "bounce", "driver", "id", "led_term", "node", "peers", "store")
 
-    def __init__(self, node_id: int, peers: tuple[int, ...], store: LogStore) -> None:
+    def __init__(
+        self, sim: Simulation, node_id: int, peers: tuple[int, ...], store: LogStore
+    ) -> None:
         self.id = node_id
         self.peers = peers
         self.store = store
+        #: ``driver`` and its ``node`` are ``None`` while the node is down.
+        self.driver: RaftDriver | None = None
         self.node: RaftNode | None = None
-        self.app = _App()
+        self.app = _App(sim, node_id)
         self.led_term = -1
+        #: Set by the send hook when this node granted a vote it should reboot after.
+        self.bounce = False
 
 
 class Simulation:
@@ -162,7 +203,7 @@ class Simulation:
         self.nodes: dict[int, _SimNode] = {}
         self.down: set[int] = set()
         self.blocked: set[tuple[int, int]] = set()
-        self.inflight: dict[int, list[AnyMessage]] = {}
+        self.inflight: dict[int, list[AnyRaftMessage]] = {}
         self.stats: dict[str, int] = dict.fromkeys(
             (
                 "delivered",
@@ -189,7 +230,7 @@ class Simulation:
         ids = tuple(range(1, self.n + 1))
         self.initial_voters = ids
         for i in ids:
-            self.nodes[i] = _SimNode(i, ids, store_factory(i, None))
+            self.nodes[i] = _SimNode(self, i, ids, store_factory(i, None))
             self._start(i)
 
     # ------------------------------------------------------------------ running
@@ -231,7 +272,7 @@ class Simulation:
         sn = self.nodes[node_id]
         sn.store = self._store_factory(node_id, sn.store)
         state = sn.store.load()
-        sn.node = self._factory(
+        node = self._factory(
             node_id,
             sn.peers,
             state,
@@ -239,24 +280,35 @@ class Simulation:
             self.cfg.election_ticks,
             self.cfg.heartbeat_ticks,
         )
-        sn.app = _App()
+        sn.app = _App(self, node_id)
         sn.led_term = -1
-        if state.snapshot is not None:
-            self._restore_app(sn, state.snapshot)
+        sn.bounce = False
+        sn.node = node
+        # The driver restores the app from the snapshot on disk, checking it.
+        sn.driver = RaftDriver(
+            node,
+            sn.store,
+            sn.app,
+            partial(self._send_from, sn),
+            snapshot=state.snapshot,
+            on_soft_state=None if self._trace is None else partial(self._soft_state, sn),
+        )
 
     def _live(self) -> list[_SimNode]:
         return [sn for sn in self.nodes.values() if sn.node is not None]
 
     def _leaders(self) -> list[_SimNode]:
-        return [sn for sn in self._live() if sn.node is not None and sn.node.role == Role.LEADER]
+        return [
+            sn for sn in self._live() if sn.node is not None and sn.node.role == RaftRole.LEADER
+        ]
 
     def _tick_all(self, skew: bool) -> None:
         for sn in self._live():
             if skew and self.rng.random() < 0.1:
                 continue  # this node's clock runs slow this tick
-            assert sn.node is not None
+            assert sn.driver is not None
             self._event(f"tick {sn.id}")
-            sn.node.tick()
+            sn.driver.tick()
             self._process(sn)
 
     def _deliver(self, t: int) -> None:
@@ -266,15 +318,15 @@ class Simulation:
         self.rng.shuffle(msgs)
         for m in msgs:
             sn = self.nodes.get(m.dst)
-            if sn is None or sn.node is None or (m.src, m.dst) in self.blocked:
+            if sn is None or sn.driver is None or (m.src, m.dst) in self.blocked:
                 self.stats["dropped"] += 1
                 continue
             self._event(f"deliver {type(m).__name__} {m.src}->{m.dst} term={m.term}")
             self.stats["delivered"] += 1
-            sn.node.step(m)
+            sn.driver.step(m)
             self._process(sn)
 
-    def _send(self, m: AnyMessage) -> None:
+    def _send(self, m: AnyRaftMessage) -> None:
         rng = self.rng
         for copy in range(2):
             if copy and rng.random() >= self.dup:
@@ -287,52 +339,59 @@ class Simulation:
 
     # ------------------------------------------------------------------ the shell loop
     def _process(self, sn: _SimNode) -> None:
-        node = sn.node
-        assert node is not None
-        bounce = False
-        while node.has_ready():
-            rd = node.ready()
+        """Handle the node's Readys through its driver: check, persist (or crash part-way
+        through the writes), then ``finish()`` sends, restores, applies and advances."""
+        driver = sn.driver
+        assert driver is not None
+        node = driver.node
+        sn.bounce = False
+        while (rd := driver.next_ready()) is not None:
             self._check_ready(sn, node, rd)
             if self.p_torn and self.rng.random() < self.p_torn:
                 done = self.rng.randint(0, 4)
                 self._event(f"crash {sn.id} after {done} of 4 writes of a Ready")
                 _persist_prefix(sn.store, rd, done)
-                self._crash(sn)
+                self._crash(sn)  # the Ready is never finished: nothing of it is sent
                 return
             persist(sn.store, rd)
-            for m in rd.messages:
-                if isinstance(m, InstallSnapshot):
-                    self.stats["snapshots_sent"] += 1
-                elif isinstance(m, VoteResp) and m.granted and not m.pre:
-                    bounce = bounce or self.rng.random() < self.p_bounce
-                self._send(m)
             if rd.snapshot is not None and rd.restore_snapshot:
                 self.stats["restores"] += 1
-                self._restore_app(sn, rd.snapshot)
-            for e in rd.committed_entries:
-                self._apply(sn, e)
-            node.advance()
-            if rd.soft_state is not None and self._trace is not None:
-                role, lead = rd.soft_state.role, rd.soft_state.leader
-                self._note(f"node {sn.id} is {role} in term {node.term}, leader {lead}")
+            driver.finish(rd)  # sends through _send_from, applies through sn.app
             if (
                 rd.snapshot is not None
                 or rd.truncate_from is not None
                 or any(e.kind == EntryKind.CONF for e in rd.entries)
             ):
                 self._check_config(sn, node)
-        if node.role == Role.LEADER and sn.led_term != node.term:
+        if node.role == RaftRole.LEADER and sn.led_term != node.term:
             sn.led_term = node.term
             self._check_new_leader(sn, node)
-        if bounce:
+        if sn.bounce:
+            sn.bounce = False
             self._event(f"reboot {sn.id} after voting")
             self._crash(sn)
             self.down.discard(sn.id)
             self._start(sn.id)
             self._process(sn)
 
+    def _send_from(self, sn: _SimNode, m: AnyRaftMessage) -> None:
+        """The driver's send hook for ``sn``: count, maybe plan a reboot, then send."""
+        if isinstance(m, InstallSnapshot):
+            self.stats["snapshots_sent"] += 1
+        elif isinstance(m, VoteResp) and m.granted and not m.pre:
+            sn.bounce = sn.bounce or self.rng.random() < self.p_bounce
+        self._send(m)
+
+    def _soft_state(self, sn: _SimNode, soft: SoftState) -> None:
+        assert sn.node is not None
+        self._note(f"node {sn.id} is {soft.role} in term {sn.node.term}, leader {soft.leader}")
+
     def _check_ready(self, sn: _SimNode, node: RaftNode, rd: Ready) -> None:
-        if rd.truncate_from is not None and node.role == Role.LEADER and sn.led_term == node.term:
+        if (
+            rd.truncate_from is not None
+            and node.role == RaftRole.LEADER
+            and sn.led_term == node.term
+        ):
             raise self.fail(f"leader {sn.id} truncated its log at {rd.truncate_from}")
         facts = self.entry_facts
         log = node.log
@@ -368,30 +427,6 @@ class Simulation:
             voters = prev = cc.voters
         if tuple(voters) != node.voters:
             raise self.fail(f"node {sn.id} uses voters {node.voters}, its log says {voters}")
-
-    def _apply(self, sn: _SimNode, e: Entry) -> None:
-        app = sn.app
-        if e.index != app.index + 1:
-            raise self.fail(f"node {sn.id} applied {e.index} after {app.index}")
-        fact = (e.term, e.kind, e.data)
-        seen = self.committed.get(e.index)
-        if seen is None:
-            self.committed[e.index] = fact
-            self.stats["committed"] += 1
-        elif seen != fact:
-            raise self.fail(f"node {sn.id} committed {e.index} as {fact!r}, others as {seen!r}")
-        app.digest = zlib.crc32(e.data, zlib.crc32(_IDX.pack(e.index, e.term), app.digest))
-        app.index = e.index
-        known = self.digest_at.setdefault(e.index, app.digest)
-        if known != app.digest:
-            raise self.fail(f"node {sn.id} state after {e.index} differs from other nodes")
-
-    def _restore_app(self, sn: _SimNode, snap: Snapshot) -> None:
-        sn.app.restore(snap.data)
-        if sn.app.index != snap.index:
-            raise self.fail(f"node {sn.id} snapshot {snap.index} holds state of {sn.app.index}")
-        if self.digest_at.get(snap.index) != sn.app.digest:
-            raise self.fail(f"node {sn.id} restored a snapshot at {snap.index} nobody applied")
 
     def _check_new_leader(self, sn: _SimNode, node: RaftNode) -> None:
         self.stats["elections"] += 1
@@ -441,6 +476,7 @@ class Simulation:
     def _crash(self, sn: _SimNode) -> None:
         self.stats["crashes"] += 1
         sn.node = None
+        sn.driver = None
         self.down.add(sn.id)
 
     def _partition(self) -> None:
@@ -488,14 +524,14 @@ class Simulation:
         if not leaders:
             return
         sn = self.rng.choice(leaders)
-        assert sn.node is not None
+        assert sn.node is not None and sn.driver is not None
         others = [v for v in sn.node.voters if v != sn.id]
         if not others:
             return
         to = self.rng.choice(others)
         self._event(f"transfer {sn.id} -> {to}")
         try:
-            sn.node.transfer_leadership(to)
+            sn.driver.transfer_leadership(to)
             self.stats["transfers"] += 1
         except RaftError:
             pass
@@ -506,14 +542,14 @@ class Simulation:
         if not leaders:
             return
         sn = self.rng.choice(leaders)
-        node = sn.node
-        assert node is not None
-        voters = node.voters
+        driver = sn.driver
+        assert driver is not None
+        voters = driver.node.voters
         grow = len(voters) < self.n + 1 and (len(voters) <= self.n - 1 or self.rng.random() < 0.5)
         if grow and len(self.nodes) < self.n + 3:
             new = self.next_id
             self.next_id += 1
-            self.nodes[new] = _SimNode(new, (), self._store_factory(new, None))
+            self.nodes[new] = _SimNode(self, new, (), self._store_factory(new, None))
             self._start(new)
             op, target = ConfOp.ADD, new
         elif len(voters) > max(1, self.n - 1):
@@ -522,7 +558,7 @@ class Simulation:
             return
         self._event(f"conf {op.value} {target} at {sn.id}")
         try:
-            node.propose_conf_change(op, target)
+            driver.propose_conf_change(op, target)
             self.stats["conf_changes"] += 1
         except RaftError:
             pass
@@ -533,12 +569,12 @@ class Simulation:
         if not live:
             return
         sn = self.rng.choice(live)
-        node = sn.node
-        assert node is not None
-        if sn.app.index - node.log.snap_index < 2:
+        driver = sn.driver
+        assert driver is not None
+        if sn.app.index - driver.node.log.snap_index < 2:
             return
         self._event(f"compact {sn.id} at {sn.app.index}")
-        node.compact(sn.app.index, sn.app.snapshot())
+        driver.compact()  # at the applied index, with the app's snapshot bytes
         self.stats["compactions"] += 1
         self._process(sn)
 
@@ -548,11 +584,11 @@ class Simulation:
             return
         leaders = self._leaders()
         sn = self.rng.choice(leaders if leaders and self.rng.random() < 0.7 else live)
-        assert sn.node is not None
+        assert sn.driver is not None
         data = b"p%d" % self.step_no
         self._event(f"propose {data!r} at {sn.id}")
         try:
-            index = sn.node.propose(data)
+            index = sn.driver.propose(data)
             self.stats["proposals"] += 1
             self._note(f"proposed at index {index}")
         except RaftError as exc:
@@ -588,11 +624,12 @@ class Simulation:
             if done or not leaders:
                 continue
             lead = leaders[-1].node
-            assert lead is not None
+            driver = leaders[-1].driver
+            assert lead is not None and driver is not None
             if pending is not None and lead.log.term(pending[0]) == pending[1]:
                 continue
             try:
-                index = lead.propose(final)
+                index = driver.propose(final)
                 pending = (index, lead.term)
                 self._event(f"propose final at {lead.id} index {index}")
             except RaftError:

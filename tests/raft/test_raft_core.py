@@ -17,16 +17,16 @@ from agent.raft import (
     Entry,
     EntryKind,
     HardState,
-    Heartbeat,
-    HeartbeatResp,
     InstallSnapshot,
     LeaderTransferring,
     NotLeader,
     PersistentState,
     QuorumLost,
+    RaftHeartbeat,
+    RaftHeartbeatResp,
     RaftNode,
+    RaftRole,
     RequestVote,
-    Role,
     Snapshot,
     TimeoutNow,
     VoteResp,
@@ -67,18 +67,22 @@ def make_leader(n: RaftNode) -> None:
     for m in drain(n):
         assert isinstance(m, RequestVote)
         n.step(VoteResp(m.dst, n.id, m.term, pre=m.pre, granted=True))
-        if n.role == Role.CANDIDATE:
+        if n.role == RaftRole.CANDIDATE:
             break
     for m in drain(n):
         if isinstance(m, RequestVote) and not m.pre:
             n.step(VoteResp(m.dst, n.id, m.term, pre=False, granted=True))
-    assert n.role == Role.LEADER
+    assert n.role == RaftRole.LEADER
 
 
 # -- elections ------------------------------------------------------------------------
 def test_elect_by_campaign() -> None:
     c = elected()
-    assert [c.nodes[i].role for i in (1, 2, 3)] == [Role.LEADER, Role.FOLLOWER, Role.FOLLOWER]
+    assert [c.nodes[i].role for i in (1, 2, 3)] == [
+        RaftRole.LEADER,
+        RaftRole.FOLLOWER,
+        RaftRole.FOLLOWER,
+    ]
     assert all(n.term == 1 and n.lead == 1 for n in c.nodes.values())
 
 
@@ -172,7 +176,7 @@ def test_stale_leader_learns_new_term_from_a_follower_reply() -> None:
     c.stabilize()
     c.heal()
     c.tick([1], 1)  # node 1's heartbeat (term 1) is answered with term 2
-    assert c.nodes[1].role == Role.FOLLOWER and c.nodes[1].term == 2
+    assert c.nodes[1].role == RaftRole.FOLLOWER and c.nodes[1].term == 2
 
 
 # -- proposals and errors ----------------------------------------------------------------
@@ -424,7 +428,7 @@ def test_removed_node_does_not_campaign() -> None:
     c.stabilize()
     c.isolate(3)
     c.tick([3], 100)
-    assert c.nodes[3].role == Role.FOLLOWER and c.nodes[3].term == 1
+    assert c.nodes[3].role == RaftRole.FOLLOWER and c.nodes[3].term == 1
 
 
 # -- Ready contract and messages -----------------------------------------------------------
@@ -457,8 +461,8 @@ def test_ready_hands_out_each_change_once() -> None:
             1, 2, 3, prev_index=4, prev_term=2, entries=(Entry(5, 3, data=b"x"),), commit=4
         ),
         AppendResp(2, 1, 3, index=5, reject=True, hint_index=2, hint_term=1),
-        Heartbeat(1, 2, 3, commit=4),
-        HeartbeatResp(2, 1, 3),
+        RaftHeartbeat(1, 2, 3, commit=4),
+        RaftHeartbeatResp(2, 1, 3),
         RequestVote(1, 2, 3, last_index=4, last_term=2, pre=True),
         VoteResp(2, 1, 3, pre=True, granted=True),
         InstallSnapshot(1, 2, 3, snapshot=Snapshot(9, 2, (1, 2, 3), b"state")),

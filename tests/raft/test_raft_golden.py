@@ -40,24 +40,24 @@ def run_command(cluster: Cluster, line: str) -> list[str]:
         cluster.process(node_id)
 
     if cmd == "campaign":
-        cluster.nodes[int(args[0])].campaign()
+        cluster.drivers[int(args[0])].campaign()
         cluster.process(int(args[0]))
     elif cmd == "stabilize":
         cluster.stabilize()
     elif cmd == "tick":
         cluster.tick(_ids(args[0], cluster), int(args[1]))
     elif cmd == "propose":
-        node = cluster.nodes[int(args[0])]
-        attempt(lambda: node.propose(args[1].encode()), node.id)
+        driver = cluster.drivers[int(args[0])]
+        attempt(lambda: driver.propose(args[1].encode()), driver.node.id)
     elif cmd == "conf":
-        node = cluster.nodes[int(args[0])]
+        driver = cluster.drivers[int(args[0])]
         op, target = ConfOp(args[1]), int(args[2])
         if op == ConfOp.ADD and target not in cluster.stores:
             cluster.add_node(target)
-        attempt(lambda: node.propose_conf_change(op, target), node.id)
+        attempt(lambda: driver.propose_conf_change(op, target), driver.node.id)
     elif cmd == "transfer":
-        node = cluster.nodes[int(args[0])]
-        attempt(lambda: node.transfer_leadership(int(args[1])), node.id)
+        driver = cluster.drivers[int(args[0])]
+        attempt(lambda: driver.transfer_leadership(int(args[1])), driver.node.id)
     elif cmd == "isolate":
         cluster.isolate(int(args[0]))
     elif cmd == "heal":
