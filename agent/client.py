@@ -10,15 +10,17 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+import msgspec
 import zmq
 
 from agent.clustermap import Command, encode_command
 from agent.config import ClientConfig
+from agent.enrolment import Allowlist
 from agent.errors import KeyringError, RemoteError, RpcTimeout, WireError
-from agent.keys import Allowlist, Keypair, load_allowlist, load_keypair
-from agent.security import make_curve_client
+from agent.keys import Keypair, load_allowlist, load_keypair
+from agent.node.security import make_curve_client
+from agent.record import NodeRecord
 from agent.wire import (
     HEARTBEAT_PREFIX,
     ClusterStatus,
@@ -31,18 +33,10 @@ from agent.wire import (
     StatusRequest,
     decode,
     encode,
+    remote_error,
 )
 
 _rids = itertools.count(int(time.time() * 1000) % 1_000_000_000)
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    name: str
-    address: str
-    rpc_port: int
-    pub_port: int
-    public_key: str
 
 
 class Client:
@@ -68,19 +62,22 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def endpoints(self) -> list[Endpoint]:
+    def endpoints(self) -> list[NodeRecord]:
+        """The configured nodes, each with the key the allowlist enrolls for it."""
         out = []
         for node in self.conf.nodes:
-            enrolled = self.allowlist.by_name(node.name)
-            if enrolled is None:
+            key = self.allowlist.node_key(node.name)
+            if key is None:
                 raise KeyringError(f"node {node.name} in the client config is not in the allowlist")
-            out.append(
-                Endpoint(node.name, node.address, node.rpc_port, node.pub_port, enrolled.public)
-            )
+            if node.public_key and node.public_key != key:
+                raise KeyringError(
+                    f"node {node.name} has another key in the client config than in the allowlist"
+                )
+            out.append(msgspec.structs.replace(node, public_key=key))
         return out
 
     def _request(
-        self, endpoints: list[Endpoint], frames: list[bytes], rid: int, timeout: float
+        self, endpoints: list[NodeRecord], frames: list[bytes], rid: int, timeout: float
     ) -> Message | None:
         """Send ``frames`` to each endpoint at once; the first reply with ``rid``, or None."""
         poller = zmq.Poller()
@@ -90,7 +87,7 @@ class Client:
                 sock = self.ctx.socket(zmq.DEALER)
                 sockets.append(sock)
                 make_curve_client(sock, self.me, ep.public_key)
-                sock.connect(f"tcp://{ep.address}:{ep.rpc_port}")
+                sock.connect(ep.rpc_endpoint)
                 sock.send_multipart(frames)
                 poller.register(sock, zmq.POLLIN)
             deadline = time.monotonic() + timeout
@@ -103,7 +100,7 @@ class Client:
                     if getattr(reply, "rid", None) != rid:
                         continue
                     if isinstance(reply, ErrorReply):
-                        raise RemoteError(reply.code, reply.message, reply.retryable)
+                        raise remote_error(reply)
                     return reply
         finally:
             for sock in sockets:
@@ -125,7 +122,7 @@ class Client:
 
     def call_one(
         self,
-        ep: Endpoint,
+        ep: NodeRecord,
         msg: Message,
         rid: int,
         payload: tuple[bytes, ...] = (),
@@ -166,14 +163,13 @@ class Client:
                 raise WireError(f"expected a proposal reply, got {type(reply).__name__}")
             return reply
 
-    def _endpoints_of(self, status: ClusterStatus) -> list[Endpoint]:
+    def _endpoints_of(self, status: ClusterStatus) -> list[NodeRecord]:
+        """The configured nodes, plus every node the status lists with an enrolled key."""
         out = {ep.name: ep for ep in self.endpoints()}
         for node in status.nodes:
-            enrolled = self.allowlist.by_name(node.name)
-            if node.address and node.rpc_port and node.pub_port and enrolled:
-                out[node.name] = Endpoint(
-                    node.name, node.address, node.rpc_port, node.pub_port, enrolled.public
-                )
+            key = self.allowlist.node_key(node.name)
+            if node.address and node.rpc_port and node.pub_port and key:
+                out[node.name] = msgspec.structs.replace(node.as_record(), public_key=key)
         return list(out.values())
 
     def status(self, timeout: float | None = None) -> ClusterStatus:
@@ -196,7 +192,7 @@ class Client:
         try:
             for ep in targets.values():
                 make_curve_client(sub, self.me, ep.public_key)
-                sub.connect(f"tcp://{ep.address}:{ep.pub_port}")
+                sub.connect(ep.pub_endpoint)
             while True:
                 if not sub.poll(None if timeout is None else int(timeout * 1000)):
                     return

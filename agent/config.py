@@ -18,8 +18,8 @@ import msgspec
 
 from agent.errors import ConfigError
 from agent.names import BadName, check_name
+from agent.record import DEFAULT_PUB_PORT, DEFAULT_RPC_PORT, NodeRecord, NodeRole
 
-Role = Literal["mon", "osd", "compute", "gateway"]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
@@ -36,12 +36,27 @@ class KeysConfig(_Strict, frozen=True, kw_only=True):
 
 
 class TimingConfig(_Strict, frozen=True, kw_only=True):
+    """Every interval of the node, in seconds of its monotonic clock.
+
+    The whole-node simulation runs with these defaults, and the bound it checks on how
+    fast a dead node is voted down is derived from them (docs/simulation.md).
+    """
+
     heartbeat_interval: Seconds = 0.2
     suspect_after: Seconds = 0.6
     dead_after: Seconds = 1.0
+    detector_tick: Seconds = 0.1
+    """How often the failure detector looks at the silence of each peer."""
+    report_interval: Seconds = 0.2
+    """How often a node tells the monitors what its detector sees (the vote's input)."""
+    chores_interval: Seconds = 0.1
+    """How often the leader proposes what it heard and what the vote decided."""
     raft_tick: Seconds = 0.05
-    """Raft's clock: leaders heartbeat every tick, elections time out after 10-20 ticks."""
+    """Raft's clock: elections time out after 10-20 ticks of silence from a leader."""
     election_ticks: Annotated[int, msgspec.Meta(ge=3, le=1000)] = 10
+    raft_heartbeat_ticks: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
+    """The leader heartbeats its followers every this many ticks (fewer messages at idle;
+    an election still starts 10-20 ticks after the last one)."""
     out_after: Seconds = 300.0
     """A node down this long is marked out, and its data starts moving (recovery)."""
 
@@ -54,9 +69,9 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
     cluster: str
     node: str
     bind: str
-    rpc_port: Port = 7100
-    pub_port: Port = 7101
-    roles: tuple[Role, ...] = ("osd", "compute")
+    rpc_port: Port = DEFAULT_RPC_PORT
+    pub_port: Port = DEFAULT_PUB_PORT
+    roles: tuple[NodeRole, ...] = ("osd", "compute")
     monitors: tuple[str, ...] = ()
     """The initial monitors (node names), the same list on every node; odd, 1, 3 or 5."""
     data_dir: str
@@ -66,18 +81,23 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
     discovery: DiscoveryConfig = DiscoveryConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-
-class ClientNode(_Strict, frozen=True, kw_only=True):
-    name: str
-    address: str
-    rpc_port: Port = 7100
-    pub_port: Port = 7101
+    def record(self, public_key: str) -> NodeRecord:
+        """This node as every other node and the map should know it."""
+        return NodeRecord(
+            name=self.node,
+            address=self.bind,
+            rpc_port=self.rpc_port,
+            pub_port=self.pub_port,
+            public_key=public_key,
+            roles=self.roles,
+        )
 
 
 class ClientConfig(_Strict, frozen=True, kw_only=True):
     cluster: str
     keys: KeysConfig
-    nodes: tuple[ClientNode, ...]
+    nodes: tuple[NodeRecord, ...]
+    """The nodes to ask; their keys come from the allowlist."""
     timeout: Seconds = 3.0
 
 
@@ -93,11 +113,26 @@ def _parse(path: Path, kind: type[_T]) -> _T:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    if kind is ClientConfig:
+        _refuse_unknown_node_fields(path, raw.get("nodes"))
     try:
         conf = msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"config file {path}: {_field_sentence(str(exc))}") from None
     return _resolve_paths(conf, path.parent)
+
+
+def _refuse_unknown_node_fields(path: Path, nodes: object) -> None:
+    """Node records are lenient on the wire (newer fields are ignored), strict in a file."""
+    if not isinstance(nodes, list):
+        return
+    known = set(NodeRecord.__struct_fields__)
+    for entry in nodes:
+        extra = sorted(set(entry) - known) if isinstance(entry, dict) else []
+        if extra:
+            raise ConfigError(
+                f"config file {path}: field 'nodes.{extra[0]}' is not a known setting (a typo?)"
+            )
 
 
 def _field_sentence(msgspec_error: str) -> str:
@@ -192,6 +227,9 @@ def load_client_config(path: str | os.PathLike[str]) -> ClientConfig:
         raise ConfigError(f"config file {where}: field 'nodes': list at least one node")
     for n in conf.nodes:
         _check_address(where, "nodes.address", n.address)
+        for port in (n.rpc_port, n.pub_port):
+            if not 0 < port < 65536:
+                raise ConfigError(f"config file {where}: field 'nodes.*_port': {port} is no port")
     return conf
 
 

@@ -1,9 +1,13 @@
-"""The one base error of Rackcloud.
+"""The one base error of Rackcloud, and the errors several modules share.
 
 Every error an operator can see derives from :class:`RackError`, so the CLI can print
 one plain sentence for any of them and never a stack trace. Each subsystem defines its
-own small named subclasses next to its code (``agent.config.ConfigError``,
-``agent.ec.InsufficientShards``, ...); the ones shared by several modules live here.
+own small named subclasses next to its code (``agent.ec.InsufficientShards``, ...); the
+ones shared by several modules live here. :mod:`agent.wire.errors` maps them to the
+error codes peers see, in one table.
+
+Style of every sentence: it starts in lower case, has no final period, says what is
+wrong in the operator's words and, where there is one, what to do about it.
 """
 
 from __future__ import annotations
@@ -25,16 +29,36 @@ class WireError(RackError):
     """A frame or message from the network cannot be accepted."""
 
 
+class LabError(RackError):
+    """The lab rack cannot do what was asked."""
+
+
+class BadRequest(RackError):
+    """A well-formed message asks for something the receiver cannot act on."""
+
+
+class NotAllowed(RackError):
+    """The sender's key may not send this message (a client posing as a monitor, say)."""
+
+
+class UnexpectedMessage(RackError):
+    """A message type this node does not answer (a reply sent as a request, say)."""
+
+
 class RpcError(RackError):
     """A remote call failed."""
 
 
+class Unreachable(RpcError):
+    """There is no connection to the peer now, so nothing was sent."""
+
+
 class RpcTimeout(RpcError):
-    """No answer before the deadline (the peer may be down or may not admit our key)."""
+    """The request went out but no answer came before the deadline."""
 
 
 class RemoteError(RpcError):
-    """The peer answered with a typed error reply."""
+    """The peer answered with a typed error reply (``code`` is an ``ErrorCode`` value)."""
 
     def __init__(self, code: str, message: str, retryable: bool = False) -> None:
         super().__init__(message)
@@ -42,5 +66,13 @@ class RemoteError(RpcError):
         self.retryable = retryable
 
 
-class LabError(RackError):
-    """The lab rack cannot do what was asked."""
+class NoQuorum(RackError):
+    """No majority of the monitors can be reached from here, so a write cannot commit."""
+
+
+class LeadershipChanged(RackError):
+    """The leader changed while a write was in flight; it may or may not have committed."""
+
+
+class Busy(RackError):
+    """The receiver cannot take this now (a leader transfer, say); retry shortly."""

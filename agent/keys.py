@@ -16,42 +16,17 @@ import secrets
 import stat
 import tomllib
 from pathlib import Path
-from typing import Literal
 
 import msgspec
 import zmq
 
 from agent.config import dump_toml
+from agent.enrolment import Allowlist, Enrolled, KeyKind
 from agent.errors import KeyringError
 from agent.names import check_name
 
-KeyKind = Literal["node", "client"]
 ALLOWLIST = "allowlist.toml"
 SECRET_DIR = "secret"  # noqa: S105 (a directory name, not a password)
-
-
-class Enrolled(msgspec.Struct, frozen=True, kw_only=True):
-    """One enrolled identity: its name, whether it is a node or a client, its public key."""
-
-    name: str
-    kind: KeyKind
-    public: str
-
-
-class Allowlist(msgspec.Struct, frozen=True, kw_only=True):
-    """The cluster id and every public key that may talk to an agent."""
-
-    cluster: str
-    keys: tuple[Enrolled, ...] = ()
-
-    def by_public(self, public: str) -> Enrolled | None:
-        return next((e for e in self.keys if e.public == public), None)
-
-    def by_name(self, name: str) -> Enrolled | None:
-        return next((e for e in self.keys if e.name == name), None)
-
-    def nodes(self) -> tuple[Enrolled, ...]:
-        return tuple(e for e in self.keys if e.kind == "node")
 
 
 class Keypair(msgspec.Struct, frozen=True, kw_only=True):

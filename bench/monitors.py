@@ -20,7 +20,7 @@ from agent.clustermap import CreatePool, DeletePool, encode_command
 from agent.errors import RackError
 from agent.lab import Lab, choose_mode
 from agent.lab.measure import seconds_until_seen
-from agent.security import make_curve_client
+from agent.node.security import make_curve_client
 from agent.wire import ProposeReply, ProposeRequest, decode, encode
 
 

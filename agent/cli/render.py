@@ -118,6 +118,10 @@ def summary_line(status: ClusterStatus) -> Text:
         if counts.get(state):
             text.append(f"{counts[state]} {state}  ", style=STATE_STYLE[state])
     text.append(f"(view of {status.answered_by})", style="dim")
+    if status.formed:
+        text.append("\nrack formed", style="green")
+    else:
+        text.append("\nforming: " + "; ".join(status.forming), style="yellow")
     return text
 
 
@@ -127,6 +131,6 @@ def heartbeat_line(hb: Heartbeat) -> str:
         + f".{int(hb.sent_at * 1000) % 1000:03d}"
     )
     return (
-        f"{stamp} hb.{hb.node} inc={hb.incarnation:x} seq={hb.seq} epoch={hb.epoch} "
-        f"roles={','.join(hb.roles)} uptime={hb.uptime_s:.1f}s disks={len(hb.disks)}"
+        f"{stamp} hb.{hb.node.name} inc={hb.incarnation:x} seq={hb.seq} epoch={hb.epoch} "
+        f"roles={','.join(hb.node.roles)} uptime={hb.uptime_s:.1f}s disks={len(hb.disks)}"
     )

@@ -29,6 +29,7 @@ from agent.clustermap.commands import (
 from agent.clustermap.model import ClusterMap, ContainerInfo, NodeInfo, OsdInfo, PoolInfo
 from agent.clustermap.placement import why_unplaceable
 from agent.names import BadName, check_name
+from agent.placement import OsdState
 
 MAX_K_PLUS_M = 255
 
@@ -102,20 +103,16 @@ def apply(cmap: ClusterMap, cmd: Command) -> Applied:
 
 
 def _add_node(cmap: ClusterMap, cmd: AddNode) -> Applied:
+    record = cmd.node
     try:
-        check_name(cmd.name, "node name")
+        check_name(record.name, "node name")
     except BadName as exc:
         return _refuse(cmap, str(exc))
-    old = cmap.nodes.get(cmd.name)
-    if old is not None and old.public_key != cmd.public_key:
-        return _refuse(cmap, f"node {cmd.name!r} is already in the map with another key")
+    old = cmap.nodes.get(record.name)
+    if old is not None and old.public_key != record.public_key:
+        return _refuse(cmap, f"node {record.name!r} is already in the map with another key")
     new = NodeInfo(
-        name=cmd.name,
-        address=cmd.address,
-        rpc_port=cmd.rpc_port,
-        pub_port=cmd.pub_port,
-        public_key=cmd.public_key,
-        roles=cmd.roles,
+        **msgspec.structs.asdict(record),
         incarnation=cmd.incarnation,
         rack=cmd.rack,
         state=old.state if old else "up",
@@ -123,7 +120,7 @@ def _add_node(cmap: ClusterMap, cmd: AddNode) -> Applied:
     )
     if new == old:
         return Applied(cmap)
-    return _bump(cmap, nodes={**cmap.nodes, cmd.name: new})
+    return _bump(cmap, nodes={**cmap.nodes, record.name: new})
 
 
 def _set_node_states(cmap: ClusterMap, cmd: SetNodeStates) -> Applied:
@@ -146,7 +143,7 @@ def _set_node_states(cmap: ClusterMap, cmd: SetNodeStates) -> Applied:
         )
         for osd_id, osd in osds.items():
             if osd.node == change.name and osd.state != change.state:
-                osds[osd_id] = msgspec.structs.replace(osd, state=change.state)
+                osds[osd_id] = msgspec.structs.replace(osd, state=OsdState(change.state))
     if nodes == cmap.nodes and osds == cmap.osds:
         return Applied(cmap)
     return _bump(cmap, nodes=nodes, osds=osds)
@@ -164,7 +161,7 @@ def _add_osd(cmap: ClusterMap, cmd: AddOsd) -> Applied:
             changed = msgspec.structs.replace(osd, weight=cmd.weight)
             return _bump(cmap, osds={**cmap.osds, osd.id: changed})
     osd_id = max(cmap.osds, default=-1) + 1
-    state = cmap.nodes[cmd.node].state
+    state = OsdState(cmap.nodes[cmd.node].state)
     new = OsdInfo(id=osd_id, node=cmd.node, path=cmd.path, weight=cmd.weight, state=state)
     return _bump(cmap, osds={**cmap.osds, osd_id: new})
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import msgspec
 
-from agent.clustermap.model import ContainerSpec, FailureDomain, NodeState, OsdState
+from agent.clustermap.model import ContainerSpec, NodeState
+from agent.placement import Level, OsdState
+from agent.record import NodeRecord
 
 
 class _Cmd(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
@@ -17,14 +19,9 @@ class _Cmd(msgspec.Struct, frozen=True, kw_only=True, tag_field="op"):
 
 
 class AddNode(_Cmd, frozen=True, kw_only=True, tag="add_node"):
-    """Admit a node (from discovery), or refresh its address and incarnation."""
+    """Admit a node (heard by the leader), or refresh its record."""
 
-    name: str
-    address: str
-    rpc_port: int
-    pub_port: int
-    public_key: str
-    roles: tuple[str, ...]
+    node: NodeRecord
     incarnation: int = 0
     rack: str = "rack0"
 
@@ -63,7 +60,7 @@ class CreatePool(_Cmd, frozen=True, kw_only=True, tag="create_pool"):
     m: int
     plugin: str = "rs"
     pg_num: int = 64
-    failure_domain: FailureDomain = "host"
+    failure_domain: Level = "host"
 
 
 class DeletePool(_Cmd, frozen=True, kw_only=True, tag="delete_pool"):

@@ -19,15 +19,10 @@ def membership_changes(
 ) -> list[Command]:
     changes: list[Command] = []
     for add in heard_nodes:
-        old = cmap.nodes.get(add.name)
+        old = cmap.nodes.get(add.node.name)
         if old is None:
             changes.append(add)
-        elif (old.address, old.rpc_port, old.pub_port, old.roles) != (
-            add.address,
-            add.rpc_port,
-            add.pub_port,
-            add.roles,
-        ):
+        elif old.as_record() != add.node:
             changes.append(msgspec.structs.replace(add, incarnation=old.incarnation))
     known = {(o.node, o.path) for o in cmap.osds.values()}
     changes += [

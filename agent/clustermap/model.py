@@ -11,18 +11,15 @@ from typing import Literal
 
 import msgspec
 
+from agent.placement import Level, OsdState
+from agent.record import NodeRecord
+
 NodeState = Literal["up", "down", "out"]
-OsdState = Literal["up", "down", "out"]
-FailureDomain = Literal["osd", "host", "rack"]
 
 
-class NodeInfo(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    address: str
-    rpc_port: int
-    pub_port: int
-    public_key: str
-    roles: tuple[str, ...]
+class NodeInfo(NodeRecord, frozen=True, kw_only=True):
+    """A node as the map lists it: its record, plus what the monitors decided about it."""
+
     state: NodeState = "up"
     incarnation: int = 0
     down_since: float | None = None
@@ -36,7 +33,7 @@ class OsdInfo(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     weight: int
     """Capacity in bytes; placement is proportional to it."""
-    state: OsdState = "up"
+    state: OsdState = OsdState.UP
 
 
 class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,7 +43,7 @@ class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
     m: int
     plugin: str = "rs"
     pg_num: int = 64
-    failure_domain: FailureDomain = "host"
+    failure_domain: Level = "host"
 
 
 class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):

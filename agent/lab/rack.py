@@ -27,18 +27,13 @@ from pathlib import Path
 import msgspec
 
 from agent.client import Client
-from agent.config import (
-    ClientConfig,
-    ClientNode,
-    KeysConfig,
-    TimingConfig,
-    dump_toml,
-    load_client_config,
-)
+from agent.config import ClientConfig, KeysConfig, TimingConfig, dump_toml, load_client_config
+from agent.core.formed import forming
 from agent.errors import LabError, RackError
 from agent.keys import create_keyring
 from agent.lab import netns, state
 from agent.lab.state import LabNode, LabState, Mode
+from agent.record import NodeRecord
 from agent.wire import ClusterStatus
 
 CLIENT = "admin"
@@ -150,10 +145,7 @@ class Lab:
             )
             for i, name in enumerate(names, start=1):
                 node = LabNode(
-                    name=name,
-                    address=str(hosts[10 + i - 1]),
-                    rpc_port=7100,
-                    pub_port=7101,
+                    record=NodeRecord(name=name, address=str(hosts[10 + i - 1])),
                     netns=netns.netns_name(st.lab_id, name),
                     veth=netns.veth_name(st.lab_id, i),
                 )
@@ -164,17 +156,19 @@ class Lab:
                     node.netns,
                     node.veth,
                     st.bridge,
-                    ipaddress.IPv4Interface(f"{node.address}/{subnet.prefixlen}"),
+                    ipaddress.IPv4Interface(f"{node.record.address}/{subnet.prefixlen}"),
                 )
         else:
             base = _free_port_block(2 * count)
             for i, name in enumerate(names):
                 st.nodes.append(
                     LabNode(
-                        name=name,
-                        address="127.0.0.1",
-                        rpc_port=base + 2 * i,
-                        pub_port=base + 2 * i + 1,
+                        record=NodeRecord(
+                            name=name,
+                            address="127.0.0.1",
+                            rpc_port=base + 2 * i,
+                            pub_port=base + 2 * i + 1,
+                        )
                     )
                 )
         state.save(self.dir, st)
@@ -192,9 +186,9 @@ class Lab:
         conf = {
             "cluster": f"lab-{st.lab_id}",
             "node": node.name,
-            "bind": node.address,
-            "rpc_port": node.rpc_port,
-            "pub_port": node.pub_port,
+            "bind": node.record.address,
+            "rpc_port": node.record.rpc_port,
+            "pub_port": node.record.pub_port,
             "roles": (["mon"] if node.name in monitors else []) + ["osd", "compute"],
             "monitors": monitors,
             "data_dir": str(home / "data"),
@@ -214,16 +208,13 @@ class Lab:
                 secret=str(self.dir / "keys" / "secret" / f"{CLIENT}.key"),
                 allowlist=str(self.dir / "keys" / "allowlist.toml"),
             ),
-            nodes=tuple(
-                ClientNode(name=n.name, address=n.address, rpc_port=n.rpc_port, pub_port=n.pub_port)
-                for n in st.nodes
-            ),
+            nodes=tuple(n.record for n in st.nodes),
         )
         self.client_conf.write_text(dump_toml(msgspec.to_builtins(conf)), encoding="utf-8")
 
     def _start(self, st: LabState, node: LabNode) -> None:
         home = self.node_dir(node.name)
-        cmd = [sys.executable, "-m", "agent.daemon", "--conf", str(home / "agent.toml")]
+        cmd = [sys.executable, "-m", "agent.node.main", "--conf", str(home / "agent.toml")]
         if st.mode == "netns":
             assert node.netns
             cmd = ["ip", "netns", "exec", node.netns, *cmd]
@@ -252,7 +243,8 @@ class Lab:
             return c.status(timeout=timeout)
 
     def wait_converged(self, timeout: float, among: list[str] | None = None) -> None:
-        """Return once each running node sees every running node up (or raise on timeout)."""
+        """Return once the rack is formed (``agent.core.formed``) in every running node's
+        view, with every running node up; or raise, saying what is missing, on timeout."""
         st = state.require(self.dir)
         names = among or [n.name for n in st.nodes if n.pid is not None]
         deadline = time.monotonic() + timeout
@@ -266,16 +258,7 @@ class Lab:
                 except RackError:
                     lagging.append(f"{name} does not answer")
                     continue
-                seen = {n.name for n in view.nodes if n.state == "up"}
-                missing = sorted(set(names) - seen)
-                if missing:
-                    lagging.append(f"{name} does not see {', '.join(missing)}")
-                elif view.quorum is not None and view.quorum.leader is None:
-                    lagging.append(f"{name} knows no monitor leader")
-                elif view.quorum is not None:
-                    unmapped = [n.name for n in view.nodes if not (n.in_map and n.osd_ids)]
-                    if unmapped:
-                        lagging.append(f"{name}'s map lacks {', '.join(unmapped)} or their disks")
+                lagging += forming(view, expected=names)
             if not lagging:
                 return
             last = "; ".join(lagging)

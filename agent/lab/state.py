@@ -13,20 +13,23 @@ from typing import Literal
 import msgspec
 
 from agent.errors import LabError
+from agent.record import NodeRecord
 
 Mode = Literal["netns", "loopback"]
 STATE_FILE = "lab.json"
 
 
 class LabNode(msgspec.Struct, kw_only=True):
-    name: str
-    address: str
-    rpc_port: int
-    pub_port: int
+    record: NodeRecord
+    """Name, address and ports (the key is in the lab's keyring)."""
     netns: str | None = None
     veth: str | None = None
     """Host side of the node's veth pair (netns mode): the link ``kill``/``partition`` cut."""
     pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
 
 class LabState(msgspec.Struct, kw_only=True):

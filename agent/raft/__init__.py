@@ -43,7 +43,6 @@ from agent.raft.messages import (
     encode_message,
 )
 from agent.raft.ready import LogStore, RaftRole, Ready, SoftState, needs_persist, persist
-from agent.raft.storage import DiskStorage
 
 __all__ = [
     "AnyRaftMessage",
@@ -52,7 +51,6 @@ __all__ = [
     "ConfChange",
     "ConfChangeRejected",
     "ConfOp",
-    "DiskStorage",
     "DriverBusy",
     "Entry",
     "EntryKind",

@@ -32,12 +32,12 @@ for node in conf["nodes"]:
 seen = 0
 while not count or seen < count:
     topic, tag, header, *_payload = sub.recv_multipart()
-    if tag != b"RC1":
+    if tag != b"RC2":
         continue  # a protocol we do not speak
     hb = msgspec.msgpack.decode(header)  # a plain dict; unknown fields are simply extra keys
     print(
         f"{topic.decode():8} seq={hb['seq']:<6} incarnation={hb['incarnation']:x} "
-        f"uptime={hb.get('uptime_s', 0):8.1f}s roles={','.join(hb.get('roles', []))}",
+        f"uptime={hb.get('uptime_s', 0):8.1f}s roles={','.join(hb['node'].get('roles', []))}",
         flush=True,
     )
     seen += 1

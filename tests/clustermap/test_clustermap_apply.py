@@ -26,19 +26,21 @@ from agent.clustermap import (
     encode_command,
     encode_map,
 )
+from agent.record import NodeRecord
 
 
-def node(name: str, key: str = "k" * 40, **kw: object) -> AddNode:
-    args: dict[str, object] = {
-        "name": name,
-        "address": "10.0.0.1",
-        "rpc_port": 7100,
-        "pub_port": 7101,
-        "public_key": key,
-        "roles": ("mon", "osd", "compute"),
-    }
-    args.update(kw)
-    return AddNode(**args)  # type: ignore[arg-type]
+def node(
+    name: str, key: str = "k" * 40, address: str = "10.0.0.1", incarnation: int = 0, **kw: object
+) -> AddNode:
+    record = NodeRecord(
+        name=name,
+        address=address,
+        rpc_port=7100,
+        pub_port=7101,
+        public_key=key,
+        roles=("mon", "osd", "compute"),
+    )
+    return AddNode(node=record, incarnation=incarnation, **kw)  # type: ignore[arg-type]
 
 
 def run(*cmds: Command, cmap: ClusterMap | None = None) -> ClusterMap:

@@ -1,18 +1,12 @@
 from __future__ import annotations
 
 from agent.clustermap import AddNode, AddOsd, ClusterMap, apply, membership_changes
+from agent.record import NodeRecord
 
 
 def heard(name: str, address: str = "10.0.0.1", incarnation: int = 1) -> AddNode:
-    return AddNode(
-        name=name,
-        address=address,
-        rpc_port=7100,
-        pub_port=7101,
-        public_key=name * 20,
-        roles=("osd",),
-        incarnation=incarnation,
-    )
+    record = NodeRecord(name=name, address=address, public_key=name * 20, roles=("osd",))
+    return AddNode(node=record, incarnation=incarnation)
 
 
 def test_new_nodes_then_their_disks_are_proposed_once_each() -> None:

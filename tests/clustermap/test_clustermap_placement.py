@@ -11,6 +11,7 @@ from agent.clustermap import (
 )
 from agent.clustermap.placement import pool_spec, tree_of, why_unplaceable
 from agent.placement import OsdState, place
+from agent.record import NodeRecord
 
 
 def build(hosts: int, disks: int) -> ClusterMap:
@@ -18,13 +19,7 @@ def build(hosts: int, disks: int) -> ClusterMap:
     for h in range(hosts):
         name = f"h{h}"
         cmd = AddNode(
-            name=name,
-            address="a",
-            rpc_port=1,
-            pub_port=2,
-            public_key=name * 20,
-            roles=(),
-            rack=f"r{h % 2}",
+            node=NodeRecord(name=name, address="a", public_key=name * 20), rack=f"r{h % 2}"
         )
         cmap = apply(cmap, cmd).cmap
         for d in range(disks):

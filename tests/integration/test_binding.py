@@ -41,13 +41,16 @@ def sockets_of(pid: int, table: str) -> list[tuple[str, int, str]]:
 
 def test_every_listener_is_on_the_configured_address(loopback_lab: Lab) -> None:
     st = lab_state.require(loopback_lab.dir)
-    for node in st.nodes:
-        assert node.pid is not None
-        listening = [(ip, port) for ip, port, state in sockets_of(node.pid, "tcp") if state == "0A"]
+    for lab_node in st.nodes:
+        node = lab_node.record
+        assert lab_node.pid is not None
+        listening = [
+            (ip, port) for ip, port, state in sockets_of(lab_node.pid, "tcp") if state == "0A"
+        ]
         assert sorted(listening) == sorted(
             [(node.address, node.rpc_port), (node.address, node.pub_port)]
         )
-        udp = sockets_of(node.pid, "udp")
+        udp = sockets_of(lab_node.pid, "udp")
         wildcard = [(ip, port) for ip, port, _ in udp if ipaddress.IPv4Address(ip).is_unspecified]
         # The one wildcard socket is zeroconf's mDNS receiver: multicast is only delivered to
         # a socket bound to the group's port on 0.0.0.0. It joins the group on the

@@ -62,9 +62,9 @@ def test_watch_streams_heartbeats_with_increasing_seq(loopback_lab: Lab) -> None
     assert proc.returncode == 0, proc.stderr
     beats = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(beats) == 25
-    assert {b["node"] for b in beats} == set(NODES)
+    assert {b["node"]["name"] for b in beats} == set(NODES)
     for node in NODES:
-        seqs = [b["seq"] for b in beats if b["node"] == node]
+        seqs = [b["seq"] for b in beats if b["node"]["name"] == node]
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 

@@ -13,12 +13,14 @@ import pytest
 import zmq
 
 from agent.client import Client
-from agent.config import ClientConfig, ClientNode, KeysConfig, dump_toml, load_client_config
+from agent.config import ClientConfig, KeysConfig, dump_toml, load_client_config
+from agent.enrolment import Allowlist
 from agent.errors import RpcTimeout
-from agent.keys import Allowlist, create_keyring, load_allowlist, load_keypair, write_allowlist
+from agent.keys import create_keyring, load_allowlist, load_keypair, write_allowlist
 from agent.lab import Lab
 from agent.lab.rack import _free_port_block
-from agent.security import make_curve_client
+from agent.node.security import make_curve_client
+from agent.record import NodeRecord
 from agent.wire import PROTOCOL_TAG, ErrorReply, decode
 from tests.helpers import wait_until
 
@@ -112,7 +114,7 @@ def test_unenrolled_agent_announces_itself_and_is_never_admitted(
     )
     log = (rogue_dir / "agent.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.daemon", "--conf", str(rogue_dir / "agent.toml")],
+        [sys.executable, "-m", "agent.node.main", "--conf", str(rogue_dir / "agent.toml")],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -136,7 +138,7 @@ def test_unenrolled_agent_announces_itself_and_is_never_admitted(
                 secret=str(rogue_dir / "keys/secret/radmin.key"),
                 allowlist=str(rogue_dir / "keys/allowlist.toml"),
             ),
-            nodes=(ClientNode(name="rogue", address="127.0.0.1", rpc_port=rpc, pub_port=rpc + 1),),
+            nodes=(NodeRecord(name="rogue", address="127.0.0.1", rpc_port=rpc, pub_port=rpc + 1),),
         )
         with Client(rogue_client) as client:
             view = {n.name: (n.state, n.last_heartbeat_age_s) for n in client.status().nodes}

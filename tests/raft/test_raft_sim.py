@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from agent.raft import DiskStorage, HardState, LogStore, RaftNode, VoteResp
+from agent.raft import HardState, LogStore, RaftNode, VoteResp
 from agent.raft.sim import InvariantViolation, SimConfig, Simulation, main, run_seed
+from agent.raft.storage import DiskStorage
 
 SEEDS = 2000
 CHUNK = 250

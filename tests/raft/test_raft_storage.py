@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.raft import (
-    DiskStorage,
     Entry,
     HardState,
     MemoryStorage,
@@ -21,7 +20,7 @@ from agent.raft import (
     StorageCorrupt,
     persist,
 )
-from agent.raft.storage import HARD_STATE_FILE, LOG_FILE, SNAPSHOT_FILE, frame
+from agent.raft.storage import HARD_STATE_FILE, LOG_FILE, SNAPSHOT_FILE, DiskStorage, frame
 
 
 def entries(lo: int, hi: int, term: int = 1) -> tuple[Entry, ...]:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import itertools
+
 from agent.clustermap import AddNode, ClusterMap, NodeChange, SetNodeStates, apply
-from agent.vote import VoteTally
+from agent.core.vote import VoteTally, report_ttl
+from agent.record import NodeRecord
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 
@@ -12,7 +15,14 @@ def rack(states: dict[str, str] | None = None, down_since: float = 0.0) -> Clust
         cmap = apply(
             cmap,
             AddNode(
-                name=name, address="a", rpc_port=1, pub_port=2, public_key=name * 20, roles=("mon",)
+                node=NodeRecord(
+                    name=name,
+                    address="a",
+                    rpc_port=1,
+                    pub_port=2,
+                    public_key=name * 20,
+                    roles=("mon",),
+                )
             ),
         ).cmap
     for name, state in (states or {}).items():
@@ -27,8 +37,23 @@ def rack(states: dict[str, str] | None = None, down_since: float = 0.0) -> Clust
     return cmap
 
 
+_seq = itertools.count(1)
+
+
+class Tally(VoteTally):
+    """A tally whose test reports carry increasing sequence numbers, as real ones do."""
+
+    def __init__(self) -> None:
+        super().__init__(report_ttl=2.0, out_after=60.0)
+
+    def report(  # type: ignore[override]
+        self, reporter: str, dead: frozenset[str], alive: dict[str, int], now: float
+    ) -> bool:
+        return super().report(reporter, dead, alive, now, seq=next(_seq))
+
+
 def test_majority_of_reports_marks_down() -> None:
-    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    tally = Tally()
     cmap = rack()
     for reporter in ["n1", "n2"]:
         tally.report(reporter, frozenset({"n3"}), {}, now=10.0)
@@ -38,7 +63,7 @@ def test_majority_of_reports_marks_down() -> None:
 
 
 def test_one_flaky_link_evicts_nobody() -> None:
-    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    tally = Tally()
     tally.report("n1", frozenset({"n2"}), {}, now=0.0)
     for reporter in ["n3", "n4", "n5"]:
         tally.report(reporter, frozenset(), {"n2": 7}, now=0.0)
@@ -46,14 +71,14 @@ def test_one_flaky_link_evicts_nobody() -> None:
 
 
 def test_stale_reports_do_not_count() -> None:
-    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    tally = Tally()
     for reporter in ["n1", "n2", "n4"]:
         tally.report(reporter, frozenset({"n3"}), {}, now=0.0)
     assert tally.decide(rack(), now=2.5) == []
 
 
 def test_a_node_cannot_vote_on_itself() -> None:
-    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    tally = Tally()
     cmap = rack({"n3": "down"})
     tally.report("n3", frozenset(), {"n3": 1}, now=0.0)  # "I am alive", says n3
     tally.report("n1", frozenset(), {"n3": 9}, now=0.0)
@@ -64,7 +89,7 @@ def test_a_node_cannot_vote_on_itself() -> None:
 
 
 def test_out_follows_down_after_the_grace() -> None:
-    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    tally = Tally()
     cmap = rack({"n3": "down"}, down_since=100.0)
     assert tally.decide(cmap, now=159.0) == []
     assert tally.decide(cmap, now=160.0) == [NodeChange(name="n3", state="out")]
@@ -72,8 +97,34 @@ def test_out_follows_down_after_the_grace() -> None:
 
 def test_out_nodes_leave_the_electorate() -> None:
     """With two nodes out, 2 of the remaining 3 are a majority."""
-    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    tally = Tally()
     cmap = rack({"n4": "out", "n5": "out"})
     tally.report("n1", frozenset({"n3"}), {}, now=0.0)
     tally.report("n2", frozenset({"n3"}), {}, now=0.0)
     assert tally.decide(cmap, now=0.0) == [NodeChange(name="n3", state="down")]
+
+
+def test_a_delayed_report_never_replaces_a_newer_one() -> None:
+    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    cmap = rack()
+    for reporter in ["n1", "n2"]:
+        tally.report(reporter, frozenset({"n3"}), {}, now=0.0, incarnation=1, seq=5)
+    assert tally.report("n4", frozenset(), {"n3": 1}, now=0.0, incarnation=1, seq=6)
+    # n4's older report ("n3 is dead") arrives late: it must not count
+    assert not tally.report("n4", frozenset({"n3"}), {}, now=0.1, incarnation=1, seq=4)
+    assert tally.decide(cmap, now=0.1) == []
+    # a duplicate is refused too
+    assert not tally.report("n4", frozenset(), {"n3": 1}, now=0.1, incarnation=1, seq=6)
+
+
+def test_a_rebooted_reporter_is_heard_and_its_previous_life_is_not() -> None:
+    tally = VoteTally(report_ttl=2.0, out_after=60.0)
+    assert tally.report("n1", frozenset(), {}, now=0.0, incarnation=1, seq=900)
+    assert tally.report("n1", frozenset({"n3"}), {}, now=0.1, incarnation=2, seq=1)
+    assert not tally.report("n1", frozenset(), {}, now=0.2, incarnation=1, seq=901)
+    assert [r.incarnation for r in tally.fresh(now=0.2)] == [2]
+
+
+def test_reports_count_for_two_dead_afters_and_at_least_a_second() -> None:
+    assert report_ttl(1.0) == 2.0
+    assert report_ttl(0.2) == 1.0

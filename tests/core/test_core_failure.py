@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.core.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect
 from agent.errors import ConfigError
-from agent.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect
 
 
 def make() -> FailureDetector:

@@ -22,23 +22,12 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from agent import __version__
-from agent.keys import Allowlist
+from agent.enrolment import Allowlist
 from agent.ratelimit import RateLimitedLog
+from agent.record import NodeRecord
 
 SERVICE_TYPE = "_rackcloud._tcp.local."
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """An admitted peer: where to reach it and the key it must prove it holds."""
-
-    name: str
-    address: str
-    rpc_port: int
-    pub_port: int
-    public_key: str
-    version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +54,12 @@ def txt_record(
 
 def admit(
     props: Mapping[str, str | None], addresses: list[str], allowlist: Allowlist, me: str
-) -> Peer | Rejected:
-    """Decide from an announcement alone whether it is a peer we should connect to."""
+) -> NodeRecord | Rejected:
+    """Decide from an announcement alone whether it is a peer we should connect to.
+
+    The record it returns carries the enrolled key (which the announcement matched), so
+    connecting to it pins that key; its roles are learned later, from its heartbeats.
+    """
     cluster, node, key = props.get("cluster"), props.get("node"), props.get("key")
     if cluster != allowlist.cluster:
         return Rejected(f"cluster {cluster!r} is not ours")
@@ -85,7 +78,9 @@ def admit(
         return Rejected(f"node {node!r} announced ports out of range")
     if not addresses:
         return Rejected(f"node {node!r} announced no IPv4 address")
-    return Peer(node, addresses[0], rpc, pub, enrolled.public, props.get("ver") or "")
+    return NodeRecord(
+        name=node, address=addresses[0], rpc_port=rpc, pub_port=pub, public_key=enrolled.public
+    )
 
 
 class Discovery:
@@ -93,27 +88,22 @@ class Discovery:
 
     def __init__(
         self,
-        *,
-        bind: str,
+        me: NodeRecord,
         cluster: str,
-        node: str,
-        rpc_port: int,
-        pub_port: int,
-        public_key: str,
         allowlist: Allowlist,
-        on_peer: Callable[[Peer], None],
+        on_peer: Callable[[NodeRecord], None],
     ) -> None:
-        self.bind = bind
+        self.bind = me.address
         self.allowlist = allowlist
-        self.node = node
+        self.node = me.name
         self.on_peer = on_peer
         self._info = AsyncServiceInfo(
             SERVICE_TYPE,
-            instance_name(cluster, node),
-            addresses=[socket.inet_aton(bind)],
-            port=rpc_port,
-            properties=txt_record(cluster, node, rpc_port, pub_port, public_key),
-            server=f"{cluster}-{node}.local.",
+            instance_name(cluster, me.name),
+            addresses=[socket.inet_aton(me.address)],
+            port=me.rpc_port,
+            properties=txt_record(cluster, me.name, me.rpc_port, me.pub_port, me.public_key),
+            server=f"{cluster}-{me.name}.local.",
         )
         self._azc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None

@@ -14,7 +14,8 @@ import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
-from agent.keys import Allowlist, Keypair
+from agent.enrolment import Allowlist
+from agent.keys import Keypair
 from agent.ratelimit import RateLimitedLog
 from agent.wire import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 

@@ -7,7 +7,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from agent.links import send_nowait
+from agent.node.links import send_nowait
 
 
 def test_send_nowait_reports_a_drop_and_leaves_no_lost_exception() -> None:

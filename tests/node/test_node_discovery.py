@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.discovery import Peer, Rejected, admit, txt_record
-from agent.keys import Allowlist, create_keyring
+from agent.enrolment import Allowlist
+from agent.keys import create_keyring
+from agent.node.discovery import Rejected, admit, txt_record
+from agent.record import NodeRecord
 
 
 @pytest.fixture
@@ -22,7 +24,13 @@ def props_for(allowlist: Allowlist, who: str, /, **override: str) -> dict[str, s
 
 def test_enrolled_peer_is_admitted(allowlist: Allowlist) -> None:
     verdict = admit(props_for(allowlist, "n2"), ["10.0.0.2"], allowlist, me="n1")
-    assert verdict == Peer("n2", "10.0.0.2", 7100, 7101, allowlist.by_name("n2").public, "0.1.0")  # type: ignore[union-attr]
+    assert verdict == NodeRecord(
+        name="n2",
+        address="10.0.0.2",
+        rpc_port=7100,
+        pub_port=7101,
+        public_key=allowlist.by_name("n2").public,  # type: ignore[union-attr]
+    )
 
 
 @pytest.mark.parametrize(

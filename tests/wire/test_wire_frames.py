@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agent.record import NodeRecord
 from agent.wire import (
     MAX_HEADER_BYTES,
     MAX_PAYLOAD_FRAMES,
@@ -25,17 +26,22 @@ from agent.wire import (
 names = st.from_regex(r"[a-z0-9]{1,12}", fullmatch=True)
 u63 = st.integers(min_value=0, max_value=2**63 - 1)
 
-heartbeats = st.builds(
-    Heartbeat,
-    cluster=names,
-    node=names,
-    incarnation=u63,
-    seq=u63,
-    epoch=u63,
-    roles=st.lists(st.sampled_from(["mon", "osd", "compute", "gateway"]), max_size=4).map(tuple),
+records = st.builds(
+    NodeRecord,
+    name=names,
     address=st.ip_addresses(v=4).map(str),
     rpc_port=st.integers(1, 65535),
     pub_port=st.integers(1, 65535),
+    public_key=st.text(alphabet="abcdefXYZ0123456789", min_size=40, max_size=40),
+    roles=st.lists(st.sampled_from(["mon", "osd", "compute", "gateway"]), max_size=4).map(tuple),
+)
+heartbeats = st.builds(
+    Heartbeat,
+    cluster=names,
+    node=records,
+    incarnation=u63,
+    seq=u63,
+    epoch=u63,
     uptime_s=st.floats(0, 1e9),
     disks=st.lists(
         st.builds(
@@ -107,7 +113,7 @@ def test_unknown_fields_are_ignored_and_new_fields_default() -> None:
         {
             "type": "heartbeat",
             "cluster": "c",
-            "node": "n1",
+            "node": {"name": "n1", "address": "10.0.0.1", "data_port": 7102},
             "incarnation": 1,
             "seq": 2,
             "from_the_future": [1, 2],
@@ -115,4 +121,5 @@ def test_unknown_fields_are_ignored_and_new_fields_default() -> None:
     )
     msg, _ = decode([PROTOCOL_TAG, header])
     assert isinstance(msg, Heartbeat)
-    assert (msg.node, msg.seq, msg.epoch, msg.roles) == ("n1", 2, 0, ())
+    assert (msg.node.name, msg.seq, msg.epoch, msg.node.roles) == ("n1", 2, 0, ())
+    assert msg.node.rpc_port == 7100  # a default, as the record declares

@@ -1,0 +1,54 @@
+"""Everything a node takes from the world, so the same node runs for real or simulated.
+
+Production builds one in :mod:`agent.node.main` (system clock, ZeroMQ, zeroconf, files,
+a disk thread); the whole-node simulation builds one per simulated node (drifting clock,
+simulated network, in-memory Raft log, simulated fsync latency). Policies that tests
+replace on purpose (a deliberately broken vote) come in here too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from agent.config import TimingConfig
+from agent.core.vote import VoteTally, report_ttl
+from agent.enrolment import Allowlist
+from agent.node.clock import Clock
+from agent.node.executor import Executor
+from agent.node.transport import Transport
+from agent.raft import LogStore, RaftNode
+from agent.record import NodeRecord
+from agent.wire import DiskSummary
+
+
+class PeerSource(Protocol):
+    """Finds peers (zeroconf in production) and hands each admitted one to the node."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+PeerSourceFactory = Callable[[NodeRecord, str, Allowlist, Callable[[NodeRecord], None]], PeerSource]
+
+
+def default_tally(timing: TimingConfig) -> VoteTally:
+    return VoteTally(report_ttl=report_ttl(timing.dead_after), out_after=timing.out_after)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeEnv:
+    clock: Clock
+    rng: random.Random
+    """The node's one random source (incarnation, request ids, Raft's election timeouts)."""
+    transport: Transport
+    peer_source: PeerSourceFactory | None
+    raft_store: Callable[[], LogStore]
+    """Opens the monitor's Raft log (called once per start of a monitor)."""
+    executor: Executor
+    disk_usage: Callable[[str], DiskSummary]
+    raft_factory: Callable[..., RaftNode] = RaftNode
+    tally_factory: Callable[[TimingConfig], VoteTally] = field(default=default_tally)

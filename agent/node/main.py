@@ -1,0 +1,108 @@
+"""``rack-agent``: load the config and keys, build the real environment, run the node."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import zmq
+
+from agent.config import NodeConfig, load_node_config
+from agent.enrolment import Allowlist
+from agent.errors import RackError
+from agent.keys import Keypair, load_allowlist, load_keypair
+from agent.node.clock import SystemClock
+from agent.node.discovery import Discovery
+from agent.node.env import NodeEnv
+from agent.node.executor import OrderedExecutor
+from agent.node.node import Node
+from agent.node.zmq_transport import ZmqTransport
+from agent.raft.storage import DiskStorage
+from agent.wire import DiskSummary
+
+log = logging.getLogger("agent")
+
+
+def disk_usage(path: str) -> DiskSummary:
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return DiskSummary(path=path, total_bytes=0, free_bytes=0, ok=False)
+    return DiskSummary(path=path, total_bytes=usage.total, free_bytes=usage.free)
+
+
+def production_env(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> NodeEnv:
+    """The real world: system clock, ZeroMQ, zeroconf (if enabled), files, a disk thread."""
+    return NodeEnv(
+        clock=SystemClock(),
+        rng=random.Random(int.from_bytes(os.urandom(16), "big")),
+        transport=ZmqTransport(keypair, allowlist, conf.bind, conf.rpc_port, conf.pub_port),
+        peer_source=Discovery if conf.discovery.enabled else None,
+        raft_store=lambda: DiskStorage(Path(conf.data_dir) / "raft"),
+        executor=OrderedExecutor("raft-disk"),
+        disk_usage=disk_usage,
+    )
+
+
+def load(path: str) -> tuple[NodeConfig, Keypair, Allowlist]:
+    conf = load_node_config(path)
+    keypair = load_keypair(conf.keys.secret)
+    allowlist = load_allowlist(conf.keys.allowlist)
+    if allowlist.cluster != conf.cluster:
+        raise RackError(
+            f"the allowlist is for cluster {allowlist.cluster}, the config says {conf.cluster}"
+        )
+    if allowlist.node_key(conf.node) != keypair.public:
+        raise RackError(f"node {conf.node} is not enrolled with this key in the allowlist")
+    return conf, keypair, allowlist
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rack-agent", description="Rackcloud node agent")
+    parser.add_argument("--conf", required=True, help="node config (TOML)")
+    args = parser.parse_args(argv)
+    try:
+        conf, keypair, allowlist = load(args.conf)
+        os.makedirs(conf.data_dir, exist_ok=True)
+    except (RackError, OSError) as exc:
+        print(f"rack-agent: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=conf.log_level.upper(),
+        format=f"%(asctime)s {conf.node} %(levelname)s %(name)s: %(message)s",
+    )
+    return asyncio.run(_serve(conf, keypair, allowlist))
+
+
+async def _serve(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> int:
+    env = production_env(conf, keypair, allowlist)
+    try:
+        node = Node(conf, keypair.public, allowlist, env)
+    except RackError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.stop)
+    failed: list[str] = []
+    try:
+        await node.run()
+    except* (zmq.ZMQError, RackError) as group:
+        failed = [str(e) for e in group.exceptions]
+    finally:
+        env.executor.close()
+    if failed:
+        log.error("cannot serve: %s", "; ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

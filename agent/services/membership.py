@@ -1,0 +1,141 @@
+"""Membership: heartbeats out, heartbeats in, the failure detector, reports to the monitors.
+
+Every ``heartbeat_interval`` the node publishes a heartbeat describing itself (other
+services add their fields); every heartbeat it hears on a peer's subscription feeds the
+pure :class:`~agent.core.failure.FailureDetector`; every ``report_interval`` it tells
+each monitor which peers its detector finds dead and which alive, for the vote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from agent import __version__
+from agent.core.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect
+from agent.core.senders import Allow
+from agent.node.clock import every
+from agent.node.service import Handler, Incoming, NodeContext, Service
+from agent.wire import DiskSummary, HealthReport, Heartbeat, heartbeat_topic
+
+HeartbeatListener = Callable[[Heartbeat], None]
+
+
+class Membership(Service):
+    name = "membership"
+    log = logging.getLogger("agent.membership")
+
+    def __init__(self, ctx: NodeContext, disk_usage: Callable[[str], DiskSummary]) -> None:
+        self.ctx = ctx
+        self.timing = ctx.conf.timing
+        self.disk_usage = disk_usage
+        self.incarnation = ctx.rng.getrandbits(63)
+        self.started = ctx.clock.monotonic()
+        self.seq = 0
+        self.report_seq = 0
+        self.detector = FailureDetector(self.timing.suspect_after, self.timing.dead_after)
+        self.beats: dict[str, Heartbeat] = {}
+        """The latest heartbeat heard from each peer."""
+        self.listeners: list[HeartbeatListener] = []
+        self.contributors: list[Service] = []
+        """Services whose heartbeat fields go into ours."""
+
+    def handlers(self) -> Sequence[Handler]:
+        return (Handler(Heartbeat, Allow.SPEAKER, self._heard, speaker=lambda m: m.node.name),)
+
+    def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
+        return (self._publish, self._detect, self._report)
+
+    # ---- what this node says -----------------------------------------------------------
+
+    def describe_self(self) -> Heartbeat:
+        """This node as its heartbeats describe it, at the current sequence number."""
+        clock = self.ctx.clock
+        hb = Heartbeat(
+            cluster=self.ctx.conf.cluster,
+            node=self.ctx.me,
+            incarnation=self.incarnation,
+            seq=self.seq,
+            uptime_s=round(clock.monotonic() - self.started, 3),
+            sent_at=clock.wall(),
+            disks=tuple(self.disk_usage(path) for path in self.ctx.conf.disks),
+            version=__version__,
+        )
+        fields: dict[str, object] = {}
+        for service in self.contributors:
+            fields.update(service.heartbeat_fields())
+        return msgspec.structs.replace(hb, **fields) if fields else hb
+
+    async def _publish(self) -> None:
+        topic = heartbeat_topic(self.ctx.me.name)
+
+        def beat() -> None:
+            self.seq += 1
+            self.ctx.publish(topic, self.describe_self())
+
+        await every(self.ctx.clock, self.timing.heartbeat_interval, beat)
+
+    # ---- what this node hears ----------------------------------------------------------
+
+    def _heard(self, inc: Incoming) -> None:
+        hb: Heartbeat = inc.msg
+        if hb.cluster != self.ctx.conf.cluster:
+            self.ctx.bad_input.warning(
+                "dropped a heartbeat of cluster %s from %s", hb.cluster, hb.node.name
+            )
+            return
+        now = self.ctx.clock.monotonic()
+        self._log(self.detector.observe(hb.node.name, hb.incarnation, hb.seq, now))
+        self.beats[hb.node.name] = hb
+        for listener in self.listeners:
+            listener(hb)
+
+    def hears(self, name: str) -> bool:
+        return self.detector.state(name) is PeerState.ALIVE
+
+    async def _detect(self) -> None:
+        clock = self.ctx.clock
+        await every(
+            clock,
+            self.timing.detector_tick,
+            lambda: self._log(self.detector.tick(clock.monotonic())),
+        )
+
+    def _log(self, events: Sequence[PeerAlive | PeerSuspect | PeerDead]) -> None:
+        for ev in events:
+            if isinstance(ev, PeerAlive):
+                again = " after a restart" if ev.rebooted else ""
+                self.log.info("peer %s is up%s (incarnation %x)", ev.node, again, ev.incarnation)
+            elif isinstance(ev, PeerSuspect):
+                self.log.warning("peer %s is suspect: silent for %.2f s", ev.node, ev.silent_for)
+            else:
+                self.log.warning("peer %s is dead: silent for %.2f s", ev.node, ev.silent_for)
+
+    # ---- what this node tells the monitors ---------------------------------------------
+
+    def health(self) -> HealthReport:
+        self.report_seq += 1
+        views = self.detector.views(self.ctx.clock.monotonic())
+        return HealthReport(
+            reporter=self.ctx.me.name,
+            incarnation=self.incarnation,
+            seq=self.report_seq,
+            dead=tuple(v.node for v in views if v.state is PeerState.DEAD),
+            alive={v.node: v.incarnation for v in views if v.state is PeerState.ALIVE},
+        )
+
+    async def _report(self) -> None:
+        def report() -> None:
+            health = self.health()
+            for monitor in self.ctx.conf.monitors:
+                self.ctx.send(monitor, health)
+
+        await every(
+            self.ctx.clock, self.timing.report_interval, report, first=self.timing.report_interval
+        )
+
+    def last_heartbeats(self) -> Mapping[str, Heartbeat]:
+        return self.beats

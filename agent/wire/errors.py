@@ -1,0 +1,102 @@
+"""Error codes: one enumerated set, and the one table that maps exceptions onto it.
+
+A refusal travels as :class:`ErrorReply`: ``code`` is stable for scripts, ``message`` is
+one sentence for people, ``retryable`` says whether the same request may succeed later.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from agent.errors import (
+    BadRequest,
+    Busy,
+    LeadershipChanged,
+    NoQuorum,
+    NotAllowed,
+    RackError,
+    RemoteError,
+    RpcTimeout,
+    UnexpectedMessage,
+    Unreachable,
+    WireError,
+)
+from agent.wire.base import Msg
+
+
+class ErrorCode(StrEnum):
+    MALFORMED = "malformed"
+    """The frames do not decode to a message."""
+    UNEXPECTED = "unexpected"
+    """This node does not answer that type of message."""
+    NOT_ALLOWED = "not_allowed"
+    """The sender's key may not send that message."""
+    BAD_REQUEST = "bad_request"
+    """The message decodes but asks for something that cannot be done as asked."""
+    UNREACHABLE = "unreachable"
+    """The node that should act on the request cannot be reached from here."""
+    TIMED_OUT = "timed_out"
+    """The request went on, but no answer came back in time."""
+    NO_QUORUM = "no_quorum"
+    """No majority of the monitors is reachable: map changes cannot commit."""
+    LEADERSHIP_CHANGED = "leadership_changed"
+    """The leader changed while the change was in flight: it may or may not be committed."""
+    BUSY = "busy"
+    """The receiver cannot take it now (a leader transfer, say)."""
+    INTERNAL = "internal"
+    """A bug in the receiver; its log says more."""
+
+
+RETRYABLE = frozenset(
+    {
+        ErrorCode.UNREACHABLE,
+        ErrorCode.TIMED_OUT,
+        ErrorCode.NO_QUORUM,
+        ErrorCode.LEADERSHIP_CHANGED,
+        ErrorCode.BUSY,
+    }
+)
+
+_CODES: tuple[tuple[type[RackError], ErrorCode], ...] = (
+    (WireError, ErrorCode.MALFORMED),
+    (UnexpectedMessage, ErrorCode.UNEXPECTED),
+    (NotAllowed, ErrorCode.NOT_ALLOWED),
+    (BadRequest, ErrorCode.BAD_REQUEST),
+    (Unreachable, ErrorCode.UNREACHABLE),
+    (RpcTimeout, ErrorCode.TIMED_OUT),
+    (NoQuorum, ErrorCode.NO_QUORUM),
+    (LeadershipChanged, ErrorCode.LEADERSHIP_CHANGED),
+    (Busy, ErrorCode.BUSY),
+)
+
+
+class ErrorReply(Msg, frozen=True, kw_only=True, tag="error"):
+    """A typed refusal: ``code`` is an :class:`ErrorCode` value, ``message`` is for people."""
+
+    rid: int
+    code: str
+    message: str
+    retryable: bool = False
+
+
+def code_of(exc: RackError) -> ErrorCode:
+    """The code of an exception; a remote error keeps the code its sender gave it."""
+    if isinstance(exc, RemoteError):
+        try:
+            return ErrorCode(exc.code)
+        except ValueError:
+            return ErrorCode.INTERNAL
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return ErrorCode.INTERNAL
+
+
+def error_reply(rid: int, exc: RackError) -> ErrorReply:
+    code = code_of(exc)
+    return ErrorReply(rid=rid, code=code, message=str(exc), retryable=code in RETRYABLE)
+
+
+def remote_error(reply: ErrorReply) -> RemoteError:
+    """The exception a caller raises for an error reply (its code and words kept)."""
+    return RemoteError(reply.code, reply.message, reply.retryable)

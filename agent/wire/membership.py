@@ -1,0 +1,67 @@
+"""Messages of the membership service: heartbeats (PUB/SUB) and health reports (to monitors)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from agent.record import NodeRecord
+from agent.wire.base import Msg
+
+HEARTBEAT_PREFIX: Final = b"hb."
+
+
+def heartbeat_topic(node: str) -> bytes:
+    """``hb.<node>``: ZeroMQ filters subscriptions on it (docs/heartbeats.md)."""
+    return HEARTBEAT_PREFIX + node.encode()
+
+
+class DiskSummary(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    total_bytes: int
+    free_bytes: int
+    ok: bool = True
+
+
+class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    generation: int
+    state: str
+
+
+class Heartbeat(Msg, frozen=True, kw_only=True, tag="heartbeat"):
+    """Published every interval by every agent; see docs/heartbeats.md for viewers.
+
+    A receiver accepts it only on the subscription of the node ``node.name`` names.
+    """
+
+    cluster: str
+    node: NodeRecord
+    incarnation: int
+    seq: int
+    epoch: int = 0
+    uptime_s: float = 0.0
+    sent_at: float = 0.0
+    disks: tuple[DiskSummary, ...] = ()
+    containers: tuple[ContainerSummary, ...] = ()
+    raft_role: str | None = None
+    raft_term: int = 0
+    leader: str | None = None
+    """The monitor this node believes leads (a hint; monitors know, others hear it)."""
+    version: str = ""
+
+
+class HealthReport(Msg, frozen=True, kw_only=True, tag="health_report"):
+    """What a node's failure detector says of its peers, sent to the monitors for the vote.
+
+    ``incarnation`` and ``seq`` order a reporter's reports, so one delayed in the network
+    cannot replace a newer one.
+    """
+
+    reporter: str
+    incarnation: int = 0
+    seq: int = 0
+    dead: tuple[str, ...] = ()
+    alive: dict[str, int] = msgspec.field(default_factory=dict)
+    """Peers heard recently, with the incarnation heard."""

@@ -1,0 +1,68 @@
+"""Messages of the status service: the cluster view behind ``rack status`` (DESIGN §11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from agent.record import NodeRecord
+from agent.wire.base import Msg
+from agent.wire.membership import DiskSummary
+
+
+class StatusRequest(Msg, frozen=True, kw_only=True, tag="status_request"):
+    rid: int
+    deadline_ms: int = 0
+
+
+class NodeStatus(NodeRecord, frozen=True, kw_only=True):
+    """One node as the answering agent sees it: its record, plus state and health.
+
+    ``address`` is empty and the ports 0 for an enrolled node nobody has heard yet.
+    """
+
+    state: str
+    """``up``, ``suspect`` (the map says up, the answering agent does not hear it),
+    ``down`` or ``out``."""
+    last_heartbeat_age_s: float | None
+    osds: tuple[DiskSummary, ...] = ()
+    incarnation: int | None = None
+    uptime_s: float | None = None
+    in_map: bool = False
+    """Whether the cluster map lists this node yet (False before monitors admit it)."""
+    osd_ids: tuple[int, ...] = ()
+    """The ids the cluster map gave this node's disks."""
+
+
+class Quorum(msgspec.Struct, frozen=True, kw_only=True):
+    leader: str | None
+    term: int
+    members: tuple[str, ...]
+
+
+class ContainerStatus(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    node: str | None
+    address: str | None
+    generation: int
+    state: str
+
+
+class ClusterStatus(msgspec.Struct, frozen=True, kw_only=True):
+    cluster: str
+    epoch: int
+    quorum: Quorum | None
+    nodes: tuple[NodeStatus, ...]
+    pools: tuple[dict[str, Any], ...] = ()
+    containers: tuple[ContainerStatus, ...] = ()
+    formed: bool = False
+    """Whether the rack is formed in the answering agent's view (``agent.core.formed``)."""
+    forming: tuple[str, ...] = ()
+    """What the rack still lacks, in plain words, while it is not formed."""
+    answered_by: str = ""
+
+
+class StatusReply(Msg, frozen=True, kw_only=True, tag="status_reply"):
+    rid: int
+    status: ClusterStatus
