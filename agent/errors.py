@@ -70,8 +70,12 @@ class NoQuorum(RackError):
     """No majority of the monitors can be reached from here, so a write cannot commit."""
 
 
+class NoLeader(RackError):
+    """A majority of monitors is reachable but none leads yet (an election is running)."""
+
+
 class LeadershipChanged(RackError):
-    """The leader changed while a write was in flight; it may or may not have committed."""
+    """The leader changed before a write committed; it was not applied and may be retried."""
 
 
 class Busy(RackError):

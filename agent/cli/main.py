@@ -194,7 +194,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     else:
         print(
             f"lab rack of {args.nodes} nodes up ({mode} mode) in {seconds:.2f} s; "
-            "every node sees every other"
+            "the rack is formed in every node's view"
         )
         print(f"client config: {lab.client_conf}   (export RACK_CONF={lab.client_conf})")
     return 0
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="a lab rack on this machine").add_subparsers(
         dest="lab_cmd", required=True, metavar="ACTION"
     )
-    up = cmd("up", cmd_lab_up, "build a lab rack and wait until every node sees every other", lab)
+    up = cmd("up", cmd_lab_up, "build a lab rack and wait until it is formed", lab)
     up.add_argument("--nodes", type=int, default=5)
     up.add_argument("--mode", choices=["auto", "netns", "loopback"], default="auto")
     up.add_argument(

@@ -16,10 +16,15 @@ from agent.wire import ClusterStatus
 def forming(view: ClusterStatus, expected: Iterable[str] | None = None) -> list[str]:
     """What keeps the rack from being formed in ``view``; empty when it is formed.
 
-    ``expected`` are the nodes that should be up (default: every node the view lists).
+    ``expected`` are the nodes that should be up (default: every node the view lists
+    that is not ``out``, i.e. still meant to serve).
     """
     viewer = view.answered_by or "the answering node"
-    want = sorted(n.name for n in view.nodes) if expected is None else sorted(expected)
+    want = (
+        sorted(n.name for n in view.nodes if n.state != "out")
+        if expected is None
+        else sorted(expected)
+    )
     up = {n.name for n in view.nodes if n.state == "up"}
     missing = []
     absent = [n for n in want if n not in up]

@@ -18,6 +18,8 @@ MAX_FORWARD_HOPS = 2
 MIN_DEADLINE_S = 0.1
 MAX_DEADLINE_S = 30.0
 """A request's own deadline is honoured within these bounds."""
+FORWARD_MARGIN_S = 0.05
+"""Each hop keeps this much of the deadline, so it answers before the hop before it gives up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class Forward:
 @dataclass(frozen=True, slots=True)
 class Refuse:
     reason: str
+    quorum: bool
+    """True: a majority of monitors is reachable (no leader yet); False: it is not."""
 
 
 Route = Lead | Forward | Refuse
@@ -43,6 +47,11 @@ Route = Lead | Forward | Refuse
 def deadline_s(deadline_ms: int) -> float:
     """A request's deadline in seconds, clamped to what this node is willing to wait."""
     return max(MIN_DEADLINE_S, min(deadline_ms / 1000, MAX_DEADLINE_S))
+
+
+def forwarded_deadline_ms(deadline_ms: int) -> int:
+    """The deadline a forwarded request carries: a little less than ours."""
+    return max(int(MIN_DEADLINE_S * 1000), int((deadline_s(deadline_ms) - FORWARD_MARGIN_S) * 1000))
 
 
 def route_write(
@@ -59,12 +68,15 @@ def route_write(
     ``leads``: this node is the Raft leader; ``leader``: who leads as far as this node
     knows; ``heard``: the peers its failure detector hears now.
     """
+    reach = sum(1 for m in monitors if m == me or m in heard)
+    quorum = reach >= majority(len(monitors))
     if leads:
         return Lead()
     if hops >= MAX_FORWARD_HOPS:
         return Refuse(
             f"the change was forwarded {hops} times without reaching the leader; "
-            "an election may be running, retry shortly"
+            "an election may be running, retry shortly",
+            quorum=True,
         )
     if leader is not None and leader != me and leader in heard:
         return Forward(leader, hops + 1)
@@ -72,8 +84,14 @@ def route_write(
         reachable = [m for m in monitors if m in heard]
         if reachable:
             return Forward(reachable[0], hops + 1)
-    reach = sum(1 for m in monitors if m == me or m in heard)
+    if quorum:
+        return Refuse(
+            f"node {me} reaches {reach} of {len(monitors)} monitors but none leads yet "
+            "(an election is running); retry shortly",
+            quorum=True,
+        )
     return Refuse(
         f"node {me} reaches {reach} of {len(monitors)} monitors and no leader; "
-        f"writes need a majority of {majority(len(monitors))}"
+        f"writes need a majority of {majority(len(monitors))}",
+        quorum=False,
     )

@@ -85,8 +85,13 @@ class VoteTally:
     def fresh(self, now: float) -> list[Report]:
         return [r.latest for r in self._reporters.values() if now - r.latest.at <= self.report_ttl]
 
-    def decide(self, cmap: ClusterMap, now: float) -> list[NodeChange]:
-        """The state changes a majority supports that the map does not show yet."""
+    def decide(self, cmap: ClusterMap, now: float, *, wall: float) -> list[NodeChange]:
+        """The state changes a majority supports that the map does not show yet.
+
+        ``now`` (monotonic, like the reports' arrival) judges freshness; ``wall`` judges
+        ``out``, because ``down_since`` was stamped with the leader's wall clock, which is
+        the only clock that means the same on the next leader.
+        """
         electorate = {name for name, n in cmap.nodes.items() if n.state != "out"}
         needed = majority(len(electorate))
         voters = [r for r in self.fresh(now) if r.reporter in electorate]
@@ -102,7 +107,7 @@ class VoteTally:
             elif (
                 node.state == "down"
                 and node.down_since is not None
-                and now - node.down_since >= self.out_after
+                and wall - node.down_since >= self.out_after
             ):
                 changes.append(NodeChange(name=name, state="out"))
         return changes

@@ -106,7 +106,7 @@ class Lab:
         timing: TimingConfig = DEFAULT_TIMING,
         timeout: float = 60.0,
     ) -> float:
-        """Build the rack; returns seconds until every node saw every other node up."""
+        """Build the rack; returns seconds until it was formed in every node's view."""
         if not 1 <= nodes <= 32:
             raise LabError(f"a lab rack has 1 to 32 nodes, not {nodes}")
         existing = state.load(self.dir)
@@ -295,8 +295,9 @@ class Lab:
         return []
 
     def boot(self, name: str, timeout: float = 30.0, wait: bool = True) -> None:
-        """Power the node back on; returns once the running nodes all see each other up
-        (or at once with ``wait=False``, e.g. for a monitor that needs its peers)."""
+        """Power the node back on; returns once the rack is formed again in every running
+        node's view (or at once with ``wait=False``, e.g. for a monitor that needs its
+        peers)."""
         st = state.require(self.dir)
         node = st.node(name)
         if node.pid is not None and _running(node.pid):

@@ -39,13 +39,17 @@ class Dispatch:
                     )
                 self._table[handler.kind] = (service.name, handler)
 
-    def handler_for(self, inc: Incoming, monitors: Collection[str]) -> Handler:
-        """The handler for ``inc``; raises UnexpectedMessage or NotAllowed (typed refusals)."""
+    def handler_for(self, inc: Incoming, monitors: Collection[str], *, published: bool) -> Handler:
+        """The handler for ``inc`` (``published``: heard on a subscription, else sent to our
+        RPC socket); raises UnexpectedMessage or NotAllowed (typed refusals)."""
         entry = self._table.get(type(inc.msg))
         what = type(inc.msg).__name__
         if entry is None:
             raise UnexpectedMessage(f"this node does not answer {what}")
         handler = entry[1]
+        if handler.published != published:
+            where = "published on a subscription" if handler.published else "sent as a request"
+            raise UnexpectedMessage(f"{what} is taken only {where}")
         speaks_for = handler.speaker(inc.msg) if handler.speaker is not None else None
         why = refusal(handler.allow, inc.sender, what, monitors=monitors, speaks_for=speaks_for)
         if why is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import itertools
 import logging
@@ -150,7 +151,9 @@ class Node:
         if peer == self.me.name:
             sender = Sender(self.me.name, "node")
             asyncio.get_running_loop().call_soon(
-                self._dispatch, Incoming(msg, payload, sender), None
+                functools.partial(
+                    self._dispatch, Incoming(msg, payload, sender), None, published=False
+                )
             )
             return True
         return self.env.transport.send(peer, encode(msg, payload))
@@ -182,16 +185,20 @@ class Node:
     # ---- receiving (the Inbound side of the transport) ---------------------------------
 
     def on_request(self, route: bytes, sender_key: str, frames: list[bytes]) -> None:
+        enrolled = self.allowlist.by_public(sender_key)
+        if enrolled is None:  # ZAP admitted it, so the allowlist changed under us: no answer
+            self.bad_input.warning("ignored a request from unenrolled key %s", sender_key)
+            return
         try:
             msg, payload = decode(frames)
         except RackError as exc:
-            self.bad_input.warning("refused a malformed request: %s", exc, key=sender_key)
+            self.bad_input.warning(
+                "refused a malformed request from %s: %s", enrolled.name, exc, key=enrolled.name
+            )
             self.env.transport.reply(route, encode(error_reply(0, exc)))
             return
-        enrolled = self.allowlist.by_public(sender_key)
-        if enrolled is None:  # ZAP admitted it, so the allowlist changed under us
-            return
-        self._dispatch(Incoming(msg, payload, Sender(enrolled.name, enrolled.kind)), route)
+        sender = Sender(enrolled.name, enrolled.kind)
+        self._dispatch(Incoming(msg, payload, sender), route, published=False)
 
     def on_published(self, peer: str, frames: list[bytes]) -> None:
         try:
@@ -208,10 +215,14 @@ class Node:
         )
         if topic is None or frames[0] != topic:
             self.bad_input.warning(
-                "dropped a %s published by %s on topic %r", type(msg).__name__, peer, frames[0][:32]
+                "dropped a %s published by %s on topic %r",
+                type(msg).__name__,
+                peer,
+                frames[0][:32],
+                key=peer,
             )
             return
-        self._dispatch(Incoming(msg, payload, Sender(peer, "node")), None)
+        self._dispatch(Incoming(msg, payload, Sender(peer, "node")), None, published=True)
 
     def on_reply(self, peer: str, frames: list[bytes]) -> None:
         try:
@@ -223,19 +234,20 @@ class Node:
         if waiting is not None and waiting[0] == peer and not waiting[1].done():
             waiting[1].set_result((reply, payload))
 
-    def _dispatch(self, inc: Incoming, route: bytes | None) -> None:
+    def _dispatch(self, inc: Incoming, route: bytes | None, *, published: bool) -> None:
         """Look up, check and run the handler; refusals are typed replies on requests."""
         rid = getattr(inc.msg, "rid", 0)
+        what = type(inc.msg).__name__
         try:
-            handler = self.dispatch.handler_for(inc, self.monitors)
+            handler = self.dispatch.handler_for(inc, self.monitors, published=published)
             answer = handler.answer(inc)
         except RackError as exc:
             self.bad_input.warning(
                 "refused a %s from %s: %s",
-                type(inc.msg).__name__,
+                what,
                 inc.sender.name,
                 exc,
-                key=inc.sender.name,
+                key=f"{inc.sender.name}:{what}",
             )
             if route is not None:
                 self.env.transport.reply(route, encode(error_reply(rid, exc)))

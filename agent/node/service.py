@@ -42,6 +42,8 @@ class Handler:
     answer: Callable[[Incoming], Answer]
     speaker: Callable[[Any], str] | None = None
     """For ``Allow.SPEAKER``: the node the message speaks for (e.g. a report's reporter)."""
+    published: bool = False
+    """Heard on a peer's subscription (heartbeats, maps), not sent to our RPC socket."""
 
 
 class NodeContext(Protocol):

@@ -45,7 +45,7 @@ class MapCache(Service):
 
     def handlers(self) -> Sequence[Handler]:
         return (
-            Handler(MapUpdate, Allow.MONITORS, self._published),
+            Handler(MapUpdate, Allow.MONITORS, self._published, published=True),
             Handler(MapRequest, Allow.ANY, self._asked),
         )
 
@@ -93,7 +93,9 @@ class MapCache(Service):
         try:
             cmap = decode_map(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.ctx.bad_input.warning("dropped an undecodable map from %s: %s", source, exc)
+            self.ctx.bad_input.warning(
+                "dropped an undecodable map from %s: %s", source, exc, key=source
+            )
             return
         self.offer(cmap, source, from_monitor=source in self.ctx.conf.monitors)
 

@@ -44,7 +44,11 @@ class Membership(Service):
         """Services whose heartbeat fields go into ours."""
 
     def handlers(self) -> Sequence[Handler]:
-        return (Handler(Heartbeat, Allow.SPEAKER, self._heard, speaker=lambda m: m.node.name),)
+        return (
+            Handler(
+                Heartbeat, Allow.SPEAKER, self._heard, speaker=lambda m: m.node.name, published=True
+            ),
+        )
 
     def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
         return (self._publish, self._detect, self._report)

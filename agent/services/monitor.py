@@ -96,6 +96,7 @@ class MonitorService(Service):
         self._idle = asyncio.Event()
         self._idle.set()
         self._published_epoch = -1
+        self._chores_due = False
         mapcache.leader_source = self.leadership
         membership.contributors.append(self)
         self.log.info(
@@ -189,6 +190,8 @@ class MonitorService(Service):
                 if needs_persist(rd):
                     await self.env.executor.run(functools.partial(persist, self.store, rd))
                 self.driver.finish(rd)
+                if self._chores_due:
+                    self._chores_once()
             self._idle.set()
             self._publish_map()
 
@@ -269,14 +272,17 @@ class MonitorService(Service):
         await every(self.ctx.clock, self.timing.chores_interval, self._chores_once)
 
     def _chores_once(self) -> None:
-        if not self.leads or self.driver.busy:
+        """Propose what is due; while a Ready is being persisted, right after it instead."""
+        self._chores_due = self.driver.busy
+        if not self.leads or self._chores_due:
             return
         clock = self.ctx.clock
         now = clock.monotonic()
         beats = [self.membership.describe_self(), *self.membership.last_heartbeats().values()]
         nodes, osds = heard(beats, self.ctx.allowlist)
-        decided = self.tally.decide(self.cmap, now)
-        for cmd in self.chores.due(self.cmap, nodes, osds, decided, now=now, wall=clock.wall()):
+        wall = clock.wall()
+        decided = self.tally.decide(self.cmap, now, wall=wall)
+        for cmd in self.chores.due(self.cmap, nodes, osds, decided, now=now, wall=wall):
             try:
                 self.driver.propose(encode_command(cmd))
             except RaftError:

@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Sequence
 import msgspec
 
 from agent.clustermap import Command, decode_command
-from agent.core.routing import Forward, Lead, deadline_s, route_write
+from agent.core.routing import Forward, Lead, deadline_s, forwarded_deadline_ms, route_write
 from agent.core.senders import Allow
-from agent.errors import BadRequest, NoQuorum, UnexpectedMessage
+from agent.errors import BadRequest, NoLeader, NoQuorum, UnexpectedMessage
 from agent.node.service import Handler, Incoming, NodeContext, Reply, Service
 from agent.services.mapcache import MapCache
 from agent.services.membership import Membership
@@ -67,9 +67,10 @@ class Writes(Service):
             applied = await self.monitor.propose(cmd, timeout)
             return ProposeReply(rid=req.rid, epoch=applied.cmap.epoch, refused=applied.refused), ()
         if isinstance(route, Forward):
+            onward = forwarded_deadline_ms(req.deadline_ms)
             reply, _ = await self.ctx.call(
                 route.to,
-                lambda rid: ProposeRequest(rid=rid, deadline_ms=req.deadline_ms, hops=route.hops),
+                lambda rid: ProposeRequest(rid=rid, deadline_ms=onward, hops=route.hops),
                 timeout,
                 payload,
             )
@@ -78,4 +79,4 @@ class Writes(Service):
                     f"the leader answered a proposal with {type(reply).__name__}"
                 )
             return msgspec.structs.replace(reply, rid=req.rid), ()
-        raise NoQuorum(route.reason)
+        raise (NoLeader if route.quorum else NoQuorum)(route.reason)

@@ -12,6 +12,7 @@ from agent.errors import (
     BadRequest,
     Busy,
     LeadershipChanged,
+    NoLeader,
     NoQuorum,
     NotAllowed,
     RackError,
@@ -36,11 +37,14 @@ class ErrorCode(StrEnum):
     UNREACHABLE = "unreachable"
     """The node that should act on the request cannot be reached from here."""
     TIMED_OUT = "timed_out"
-    """The request went on, but no answer came back in time."""
+    """The request went on, but no answer came back in time: it may or may not have been
+    done (a map change may yet commit)."""
     NO_QUORUM = "no_quorum"
     """No majority of the monitors is reachable: map changes cannot commit."""
+    NO_LEADER = "no_leader"
+    """A majority is reachable but no monitor leads yet: an election is running."""
     LEADERSHIP_CHANGED = "leadership_changed"
-    """The leader changed while the change was in flight: it may or may not be committed."""
+    """The leader changed before the change committed: it was not applied."""
     BUSY = "busy"
     """The receiver cannot take it now (a leader transfer, say)."""
     INTERNAL = "internal"
@@ -52,6 +56,7 @@ RETRYABLE = frozenset(
         ErrorCode.UNREACHABLE,
         ErrorCode.TIMED_OUT,
         ErrorCode.NO_QUORUM,
+        ErrorCode.NO_LEADER,
         ErrorCode.LEADERSHIP_CHANGED,
         ErrorCode.BUSY,
     }
@@ -65,6 +70,7 @@ _CODES: tuple[tuple[type[RackError], ErrorCode], ...] = (
     (Unreachable, ErrorCode.UNREACHABLE),
     (RpcTimeout, ErrorCode.TIMED_OUT),
     (NoQuorum, ErrorCode.NO_QUORUM),
+    (NoLeader, ErrorCode.NO_LEADER),
     (LeadershipChanged, ErrorCode.LEADERSHIP_CHANGED),
     (Busy, ErrorCode.BUSY),
 )

@@ -33,7 +33,8 @@ PROTOCOL_TAG: Final = b"RC2"
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_PAYLOAD_FRAMES: Final = 256
 MAX_PAYLOAD_BYTES: Final = 64 * 1024 * 1024
-"""Largest message an agent accepts, all payload frames together (also set as ZMQ_MAXMSGSIZE)."""
+"""Largest payload an agent accepts, all frames together (ZMQ_MAXMSGSIZE is this plus
+the header limit)."""
 
 
 class UnknownProtocol(WireError):

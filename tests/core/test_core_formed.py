@@ -58,6 +58,11 @@ def test_only_the_expected_nodes_need_to_be_up() -> None:
     assert forming(view(node("n1"), node("n2"), killed)) == ["n1 does not see n3 up"]
 
 
+def test_a_node_taken_out_of_service_is_not_expected_up() -> None:
+    retired = node("n3", state="out")
+    assert forming(view(node("n1"), node("n2"), retired)) == []
+
+
 def test_a_rack_without_monitors_needs_no_leader_or_map() -> None:
     lone = ClusterStatus(cluster="c", epoch=0, quorum=None, nodes=(node("n1", in_map=False),))
     assert forming(lone) == []

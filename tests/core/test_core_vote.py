@@ -57,9 +57,9 @@ def test_majority_of_reports_marks_down() -> None:
     cmap = rack()
     for reporter in ["n1", "n2"]:
         tally.report(reporter, frozenset({"n3"}), {}, now=10.0)
-    assert tally.decide(cmap, now=10.0) == []  # 2 of 5 is no majority
+    assert tally.decide(cmap, now=10.0, wall=10.0) == []  # 2 of 5 is no majority
     tally.report("n4", frozenset({"n3"}), {}, now=10.1)
-    assert tally.decide(cmap, now=10.1) == [NodeChange(name="n3", state="down")]
+    assert tally.decide(cmap, now=10.1, wall=10.1) == [NodeChange(name="n3", state="down")]
 
 
 def test_one_flaky_link_evicts_nobody() -> None:
@@ -67,14 +67,14 @@ def test_one_flaky_link_evicts_nobody() -> None:
     tally.report("n1", frozenset({"n2"}), {}, now=0.0)
     for reporter in ["n3", "n4", "n5"]:
         tally.report(reporter, frozenset(), {"n2": 7}, now=0.0)
-    assert tally.decide(rack(), now=0.5) == []
+    assert tally.decide(rack(), now=0.5, wall=0.5) == []
 
 
 def test_stale_reports_do_not_count() -> None:
     tally = Tally()
     for reporter in ["n1", "n2", "n4"]:
         tally.report(reporter, frozenset({"n3"}), {}, now=0.0)
-    assert tally.decide(rack(), now=2.5) == []
+    assert tally.decide(rack(), now=2.5, wall=2.5) == []
 
 
 def test_a_node_cannot_vote_on_itself() -> None:
@@ -83,16 +83,20 @@ def test_a_node_cannot_vote_on_itself() -> None:
     tally.report("n3", frozenset(), {"n3": 1}, now=0.0)  # "I am alive", says n3
     tally.report("n1", frozenset(), {"n3": 9}, now=0.0)
     tally.report("n2", frozenset(), {"n3": 9}, now=0.0)
-    assert tally.decide(cmap, now=0.0) == []  # only two others hear it
+    assert tally.decide(cmap, now=0.0, wall=0.0) == []  # only two others hear it
     tally.report("n4", frozenset(), {"n3": 9}, now=0.0)
-    assert tally.decide(cmap, now=0.0) == [NodeChange(name="n3", state="up", incarnation=9)]
+    assert tally.decide(cmap, now=0.0, wall=0.0) == [
+        NodeChange(name="n3", state="up", incarnation=9)
+    ]
 
 
 def test_out_follows_down_after_the_grace() -> None:
     tally = Tally()
     cmap = rack({"n3": "down"}, down_since=100.0)
-    assert tally.decide(cmap, now=159.0) == []
-    assert tally.decide(cmap, now=160.0) == [NodeChange(name="n3", state="out")]
+    # out is judged on the wall clock down_since was stamped with, not the monotonic one
+    assert tally.decide(cmap, now=5.0, wall=159.0) == []
+    assert tally.decide(cmap, now=5.0, wall=160.0) == [NodeChange(name="n3", state="out")]
+    assert tally.decide(cmap, now=1e9, wall=100.0) == []
 
 
 def test_out_nodes_leave_the_electorate() -> None:
@@ -101,7 +105,7 @@ def test_out_nodes_leave_the_electorate() -> None:
     cmap = rack({"n4": "out", "n5": "out"})
     tally.report("n1", frozenset({"n3"}), {}, now=0.0)
     tally.report("n2", frozenset({"n3"}), {}, now=0.0)
-    assert tally.decide(cmap, now=0.0) == [NodeChange(name="n3", state="down")]
+    assert tally.decide(cmap, now=0.0, wall=0.0) == [NodeChange(name="n3", state="down")]
 
 
 def test_a_delayed_report_never_replaces_a_newer_one() -> None:
@@ -112,7 +116,7 @@ def test_a_delayed_report_never_replaces_a_newer_one() -> None:
     assert tally.report("n4", frozenset(), {"n3": 1}, now=0.0, incarnation=1, seq=6)
     # n4's older report ("n3 is dead") arrives late: it must not count
     assert not tally.report("n4", frozenset({"n3"}), {}, now=0.1, incarnation=1, seq=4)
-    assert tally.decide(cmap, now=0.1) == []
+    assert tally.decide(cmap, now=0.1, wall=0.1) == []
     # a duplicate is refused too
     assert not tally.report("n4", frozenset(), {"n3": 1}, now=0.1, incarnation=1, seq=6)
 

@@ -6,6 +6,7 @@ from agent.errors import (
     BadRequest,
     Busy,
     LeadershipChanged,
+    NoLeader,
     NoQuorum,
     NotAllowed,
     RackError,
@@ -29,6 +30,7 @@ from agent.wire.frames import MalformedMessage
         (Unreachable("x"), ErrorCode.UNREACHABLE, True),
         (RpcTimeout("x"), ErrorCode.TIMED_OUT, True),
         (NoQuorum("x"), ErrorCode.NO_QUORUM, True),
+        (NoLeader("x"), ErrorCode.NO_LEADER, True),
         (LeadershipChanged("x"), ErrorCode.LEADERSHIP_CHANGED, True),
         (Busy("x"), ErrorCode.BUSY, True),
         (RackError("x"), ErrorCode.INTERNAL, False),
@@ -40,8 +42,14 @@ def test_each_error_has_its_own_code(exc: RackError, code: ErrorCode, retryable:
 
 
 def test_unreachable_timed_out_no_quorum_and_leadership_changed_differ() -> None:
-    kinds = [Unreachable("a"), RpcTimeout("b"), NoQuorum("c"), LeadershipChanged("d")]
-    assert len({code_of(e) for e in kinds}) == 4
+    kinds = [
+        Unreachable("a"),
+        RpcTimeout("b"),
+        NoQuorum("c"),
+        NoLeader("d"),
+        LeadershipChanged("e"),
+    ]
+    assert len({code_of(e) for e in kinds}) == len(kinds)
     assert all(code_of(e) in RETRYABLE for e in kinds)
 
 

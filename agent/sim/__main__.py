@@ -1,0 +1,71 @@
+"""``python -m agent.sim``: the whole-node simulation of a 5-node rack (docs/simulation.md).
+
+python -m agent.sim --seeds 300 [--jobs 2] [--json]     many seeds, a summary
+python -m agent.sim --seed 17 [--trace]                 replay one seed exactly
+python -m agent.sim --seeds 50 --broken single-report-vote   show the checker catch it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from functools import partial
+
+from agent.node.env import default_tally
+from agent.sim.broken import BROKEN, broken_tally
+from agent.sim.checker import Violation
+from agent.sim.run import TallyFactory, run_seed, run_seeds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m agent.sim", description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=0, help="run this many seeds")
+    p.add_argument("--start", type=int, default=0, help="first seed of --seeds")
+    p.add_argument("--seed", type=int, help="replay exactly this seed")
+    p.add_argument("--trace", action="store_true", help="with --seed: print every event")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes for --seeds")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.add_argument("--broken", choices=sorted(BROKEN), help="run a deliberately broken vote")
+    a = p.parse_args(argv)
+    tally: TallyFactory = partial(broken_tally, a.broken) if a.broken else default_tally
+    if a.seed is not None:
+        return _replay(a.seed, tally, trace=a.trace)
+    if a.seeds <= 0:
+        p.error("give --seeds N or --seed S")
+    summary = run_seeds(a.seeds, start=a.start, jobs=a.jobs, tally_factory=tally)
+    if a.json:
+        out = {
+            k: summary.as_json()[k]
+            for k in ("seeds", "violations", "runs_per_s", "first_failing_seed")
+        }
+        print(json.dumps(out))
+    else:
+        print(json.dumps(summary.as_json(), indent=2))
+    return 1 if summary.violations else 0
+
+
+def _replay(seed: int, tally: TallyFactory, *, trace: bool) -> int:
+    began = time.perf_counter()
+    try:
+        stats = run_seed(seed, tally_factory=tally, trace=print if trace else None)
+    except Violation as exc:
+        print(json.dumps({"seed": seed, "ok": False, "violation": str(exc)}))
+        return 1
+    out = {"seed": seed, "ok": True, "seconds": round(time.perf_counter() - began, 3)}
+    print(
+        json.dumps(
+            {**out, **vars(stats)} if not hasattr(stats, "__slots__") else {**out, **_fields(stats)}
+        )
+    )
+    return 0
+
+
+def _fields(stats: object) -> dict[str, object]:
+    return {k: getattr(stats, k) for k in stats.__slots__}  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""A simulated 5-node rack: the real node code on a simulated network, clock and disk.
+
+One ``random.Random(seed)`` drives everything: the fault profile, which faults strike
+when, every node's clock drift, incarnation and Raft timeouts, every message's delay and
+loss. A run is: boot the rack and let it form; chaos (kills, reboots, partitions, lossy
+links, for ``chaos_s``); heal and let it re-form; then probes, each pulling one node's
+power or cutting it off on a calm network and timing the vote against the bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agent.clustermap import ClusterMap
+from agent.config import DiscoveryConfig, KeysConfig, NodeConfig, TimingConfig
+from agent.core.vote import VoteTally
+from agent.enrolment import Allowlist, Enrolled
+from agent.node.env import NodeEnv, default_tally
+from agent.node.node import Node
+from agent.record import NodeRecord
+from agent.sim.bounds import DRIFT, Assumptions, down_bound
+from agent.sim.checker import Checker, RecordingStore
+from agent.sim.env import SimClock, SimExecutor, peers_factory, sim_disk
+from agent.sim.loop import VirtualTimeLoop
+from agent.sim.network import CALM, NetProfile, SimNetwork, SimTransport
+
+CLUSTER = "sim"
+current_node: contextvars.ContextVar[str] = contextvars.ContextVar("current_node", default="world")
+"""Which simulated node the code running now belongs to (for the trace's log lines)."""
+FAULT_TICK_S = 0.1
+POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    nodes: int = 5
+    monitors: int = 3
+    chaos_s: float = 12.0
+    probes: int = 2
+    form_within_s: float = 20.0
+    """Liveness: after healing, the rack must form again within this."""
+    probe_timeout_s: float = 15.0
+    fsync: tuple[float, float] = (0.0002, 0.004)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+
+@dataclass(slots=True)
+class SimStats:
+    kills: int = 0
+    reboots: int = 0
+    partitions: int = 0
+    elections: int = 0
+    downs_committed: int = 0
+    probe_seconds: list[float] = field(default_factory=list)
+    probe_bounds: list[float] = field(default_factory=list)
+    messages: int = 0
+    lost: int = 0
+    virtual_s: float = 0.0
+
+
+class World:
+    def __init__(
+        self,
+        seed: int,
+        config: SimConfig | None = None,
+        *,
+        tally_factory: Callable[[TimingConfig], VoteTally] = default_tally,
+        trace: Callable[[str], None] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.cfg = cfg = config or SimConfig()
+        self.rng = rng = random.Random(seed)
+        self.loop = VirtualTimeLoop()
+        self.tally_factory = tally_factory
+        self.trace = trace
+        self.names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
+        self.monitor_names = tuple(self.names[: cfg.monitors])
+        self.records = {
+            n: NodeRecord(
+                name=n,
+                address=f"10.99.0.{i}",
+                public_key=f"{n}-".ljust(40, "k"),
+                roles=(("mon",) if n in self.monitor_names else ()) + ("osd", "compute"),
+            )
+            for i, n in enumerate(self.names, start=1)
+        }
+        self.allowlist = Allowlist(
+            cluster=CLUSTER,
+            keys=tuple(
+                Enrolled(name=n, kind="node", public=r.public_key) for n, r in self.records.items()
+            ),
+        )
+        self.net = SimNetwork(self.loop, random.Random(rng.getrandbits(64)))
+        self.net.keys = {n: r.public_key for n, r in self.records.items()}
+        self.assume = Assumptions(delay_max=CALM.delay_max, fsync_max=cfg.fsync[1], drift=DRIFT)
+        self.bound = down_bound(cfg.timing, self.assume)
+        self.checker = Checker(seed, self.loop.time, cfg.timing, self.assume, self._trace_line)
+        self.checker.maps = self._monitor_map
+        self.checker.on_violation = self._fail
+        self.net.observers.append(self.checker.delivered)
+        self.clocks = {
+            n: SimClock(self.loop, rng.uniform(-DRIFT, DRIFT), rng.uniform(0, 1e4))
+            for n in self.names
+        }
+        self.stores = {n: RecordingStore(n, self.checker) for n in self.monitor_names}
+        self.nodes: dict[str, Node] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._maps_seen: dict[str, ClusterMap] = {}
+        self.stats = SimStats()
+        self._profiles = self._draw_profiles()
+        self._failure: BaseException | None = None
+        self._calm_after = 0.0
+        self.loop.after_step = self._after_step
+
+    # ---- running -----------------------------------------------------------------------
+
+    def run(self) -> SimStats:
+        agent_log = logging.getLogger("agent")
+        level, propagate = agent_log.level, agent_log.propagate
+        handler = _TraceLog(self) if self.trace else None
+        agent_log.setLevel(logging.INFO if handler else logging.CRITICAL)
+        if handler is not None:
+            agent_log.addHandler(handler)
+            agent_log.propagate = False
+        main = self.loop.create_task(self._main())
+        try:
+            self.loop.run_until_complete(main)
+        finally:
+            try:
+                self._shutdown()
+            finally:
+                agent_log.setLevel(level)
+                agent_log.propagate = propagate
+                if handler is not None:
+                    agent_log.removeHandler(handler)
+        self.stats.elections = len(self.checker.leader_of_term)
+        self.stats.downs_committed = len(self.checker.downs)
+        self.stats.messages = self.net.stats["sent"]
+        self.stats.lost = self.net.stats["lost"]
+        self.stats.virtual_s = round(self.loop.time(), 3)
+        return self.stats
+
+    async def _main(self) -> None:
+        for name in self.names:
+            self.loop.call_later(self.rng.uniform(0, 0.5), self.boot, name)
+        await self._formed("the rack never formed")
+        await self._chaos()
+        self._heal_all()
+        await self._formed(
+            f"the rack did not form again within {self.cfg.form_within_s:g} s of healing"
+        )
+        for _ in range(self.cfg.probes):
+            await self._probe()
+
+    def _after_step(self) -> None:
+        """The per-step invariants: leaders per term, and one map per epoch everywhere."""
+        try:
+            roles = {}
+            seen = self._maps_seen
+            for name, node in self.nodes.items():
+                services = node.services
+                cached = services.mapcache.cmap
+                if cached is not None and cached is not seen.get(name):
+                    seen[name] = cached
+                    self.checker.cached_map(f"{name}'s map cache", cached)
+                mon = services.monitor
+                if mon is not None:
+                    roles[name] = (mon.role, mon.term)
+                    own = mon.cmap
+                    if own is not seen.get(name + "/mon"):
+                        seen[name + "/mon"] = own
+                        self.checker.cached_map(f"{name}'s monitor", own)
+            self.checker.leaders(roles)
+        except BaseException as exc:  # stop the world at the first violation
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+            self.loop.stop()
+
+    def _shutdown(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.close()
+        if self._failure is not None:
+            raise self._failure
+
+    def _trace_line(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace(text)
+
+    def _event(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace(f"t={self.loop.time():9.3f} {text}")
+
+    def _monitor_map(self, name: str) -> ClusterMap | None:
+        node = self.nodes.get(name)
+        return node.services.monitor.cmap if node is not None and node.services.monitor else None
+
+    # ---- nodes -------------------------------------------------------------------------
+
+    def conf(self, name: str) -> NodeConfig:
+        record = self.records[name]
+        return NodeConfig(
+            cluster=CLUSTER,
+            node=name,
+            bind=record.address,
+            roles=record.roles,  # type: ignore[arg-type]
+            monitors=self.monitor_names,
+            data_dir="/nonexistent",
+            disks=("/disk0", "/disk1"),
+            keys=KeysConfig(secret="-", allowlist="-"),  # noqa: S106 - no key files here
+            timing=self.cfg.timing,
+            discovery=DiscoveryConfig(enabled=True),
+        )
+
+    def boot(self, name: str) -> None:
+        if name in self.tasks:
+            return
+        rng = random.Random(self.rng.getrandbits(64))
+        env = NodeEnv(
+            clock=self.clocks[name],
+            rng=rng,
+            transport=SimTransport(self.net, self.records[name]),
+            peer_source=peers_factory(self.records, delay=rng.uniform(0.05, 0.3)),
+            raft_store=lambda: self.stores[name],
+            executor=SimExecutor(random.Random(rng.getrandbits(64)), *self.cfg.fsync),
+            disk_usage=sim_disk,
+            tally_factory=self.tally_factory,
+        )
+        context = contextvars.copy_context()
+        context.run(current_node.set, name)
+        transport = env.transport
+        assert isinstance(transport, SimTransport)
+        transport.context = context
+        node = context.run(
+            Node, self.conf(name), self.records[name].public_key, self.allowlist, env
+        )
+        self.nodes[name] = node
+        task = self.loop.create_task(node.run(), context=context)
+        task.add_done_callback(self._ended)
+        self.tasks[name] = task
+        self._event(f"boot {name}")
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        crash = None if task.cancelled() else task.exception()
+        if crash is not None:
+            self._fail(crash)  # a node crashed: that is a finding too
+
+    def kill(self, name: str) -> None:
+        """Pull the power: nothing more leaves or reaches the node, its tasks stop."""
+        node = self.nodes.pop(name, None)
+        task = self.tasks.pop(name, None)
+        if node is None or task is None:
+            return
+        transport = node.env.transport
+        assert isinstance(transport, SimTransport)
+        transport.close()
+        task.cancel()
+        self.stats.kills += 1
+        self._event(f"kill {name}")
+
+    def running(self) -> list[str]:
+        return [n for n in self.names if n in self.nodes]
+
+    # ---- faults ------------------------------------------------------------------------
+
+    def _draw_profiles(self) -> list[NetProfile]:
+        rng = self.rng
+        return [
+            NetProfile(
+                drop=rng.choice((0.0, 0.01, 0.05, 0.2)),
+                dup=rng.choice((0.0, 0.01, 0.05)),
+                delay_min=0.0005,
+                delay_max=rng.choice((0.005, 0.02, 0.1, 0.3)),
+            )
+            for _ in range(3)
+        ]
+
+    async def _chaos(self) -> None:
+        rng = self.rng
+        p_kill = rng.choice((0.0, 0.005, 0.02))
+        p_reboot = rng.choice((0.02, 0.1))
+        p_cut = rng.choice((0.0, 0.01, 0.04))
+        p_heal = rng.choice((0.03, 0.1))
+        self.net.profile = rng.choice(self._profiles)
+        self._event(f"chaos: {self.net.profile} kill {p_kill} cut {p_cut}")
+        end = self.loop.time() + self.cfg.chaos_s
+        while self.loop.time() < end:
+            await asyncio.sleep(FAULT_TICK_S)
+            up, down = self.running(), [n for n in self.names if n not in self.nodes]
+            if up and rng.random() < p_kill:
+                self.kill(rng.choice(up))
+            if down and rng.random() < p_reboot:
+                self.stats.reboots += 1
+                self.boot(rng.choice(down))
+            if not self.net.blocked and rng.random() < p_cut:
+                self._cut()
+            elif self.net.blocked and rng.random() < p_heal:
+                self.net.heal()
+                self._event("heal the network")
+            if rng.random() < 0.02:
+                self.net.profile = rng.choice(self._profiles)
+                self._event(f"network now {self.net.profile}")
+
+    def _cut(self) -> None:
+        rng, names = self.rng, self.names
+        kind = rng.choice(("isolate", "split", "one-way", "one-link", "one-link"))
+        self.stats.partitions += 1
+        if kind == "isolate":
+            victim = rng.choice(names)
+            for other in names:
+                if other != victim:
+                    self.net.cut(victim, other)
+                    self.net.cut(other, victim)
+            what = f"isolate {victim}"
+        elif kind == "split":
+            order = names[:]
+            rng.shuffle(order)
+            small = order[: rng.randint(1, len(order) // 2)]
+            for a in small:
+                for b in order:
+                    if b not in small:
+                        self.net.cut(a, b)
+                        self.net.cut(b, a)
+            what = f"split {sorted(small)} from the rest"
+        elif kind == "one-way":
+            for a in names:
+                for b in names:
+                    if a != b and rng.random() < 0.25:
+                        self.net.cut(a, b)
+            what = f"one-way cuts {sorted(self.net.blocked)}"
+        else:
+            a, b = rng.sample(names, 2)
+            self.net.cut(a, b)
+            what = f"cut the link {a} -> {b}"
+        self._event(what)
+
+    def _heal_all(self) -> None:
+        self.net.heal()
+        self.net.profile = CALM
+        self._calm_after = self.loop.time() + max(p.delay_max for p in self._profiles)
+        for name in self.names:
+            if name not in self.nodes:
+                self.boot(name)
+        self._event("heal everything, calm network, boot every node")
+
+    # ---- liveness and the bound --------------------------------------------------------
+
+    def formed(self) -> bool:
+        """Every node is running and, in every node's own view, the rack is formed (the
+        predicate of ``rack status`` and the lab), all at one map epoch."""
+        if len(self.nodes) != len(self.names):
+            return False
+        epochs = set()
+        for node in self.nodes.values():
+            view = node.services.status.status()
+            if not view.formed:
+                return False
+            epochs.add(view.epoch)
+        return len(epochs) == 1
+
+    async def _formed(self, why: str) -> None:
+        deadline = self.loop.time() + self.cfg.form_within_s
+        while not self.formed():
+            if self.loop.time() > deadline:
+                raise self.checker.fail(why)
+            await asyncio.sleep(POLL_S)
+        self._event("the rack is formed")
+
+    async def _probe(self) -> None:
+        # messages sent before the heal may still be on their way, as slow as they were
+        await asyncio.sleep(max(0.0, self._calm_after - self.loop.time()))
+        victim = self.rng.choice(self.names)
+        isolate = self.rng.random() < 0.5
+        start = self.loop.time()
+        self.checker.attempts = 0
+        seen = len(self.checker.downs)
+        if isolate:
+            for other in self.names:
+                if other != victim:
+                    self.net.cut(victim, other)
+                    self.net.cut(other, victim)
+        else:
+            self.kill(victim)
+        self._event(f"probe: {'cut off' if isolate else 'pull the power of'} {victim}")
+        while not any(n == victim for _, n in self.checker.downs[seen:]):
+            if self.loop.time() - start > self.cfg.probe_timeout_s:
+                raise self.checker.fail(
+                    f"{victim} was not voted down within {self.cfg.probe_timeout_s:g} s"
+                )
+            await asyncio.sleep(0.001)
+        took = next(t for t, n in self.checker.downs[seen:] if n == victim) - start
+        bound = self.bound.seconds(self.checker.attempts)
+        self.stats.probe_seconds.append(round(took, 4))
+        self.stats.probe_bounds.append(round(bound, 4))
+        self._event(f"probe: {victim} voted down after {took:.3f} s (bound {bound:.3f} s)")
+        if took > bound:
+            raise self.checker.fail(
+                f"{victim} was voted down {took:.3f} s after it went, over the bound of "
+                f"{bound:.3f} s ({self.checker.attempts} election attempts)"
+            )
+        self.net.heal()
+        self.boot(victim)
+        await self._formed(
+            f"the rack did not form again within {self.cfg.form_within_s:g} s of the probe"
+        )
+
+
+class _TraceLog(logging.Handler):
+    """The nodes' own log lines, in the trace, stamped with virtual time and node."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(logging.INFO)
+        self.world = world
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.world._trace_line(
+            f"t={self.world.loop.time():9.3f} [{current_node.get()}] {record.levelname.lower()}: "
+            f"{record.getMessage()}"
+        )

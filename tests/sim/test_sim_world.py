@@ -1,0 +1,98 @@
+"""The whole-node simulation: real services on a simulated network and clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from functools import partial
+
+import pytest
+
+from agent.sim.broken import broken_tally
+from agent.sim.checker import Violation
+from agent.sim.run import run_seed, run_seeds
+
+SEEDS = int(os.environ.get("RACK_SIM_SEEDS", "300"))
+CHUNK = 50
+
+
+@pytest.mark.parametrize("start", range(0, SEEDS, CHUNK), ids=lambda s: f"seeds{s}-{s + CHUNK - 1}")
+def test_seeds_hold_every_invariant(start: int) -> None:
+    summary = run_seeds(min(CHUNK, SEEDS - start), start=start)
+    assert summary.violations == 0, summary.first_violation
+    assert summary.probe_max_s is not None and summary.probe_max_s > 0.9  # the probes ran
+
+
+def test_a_run_forms_the_rack_survives_chaos_and_times_its_probes() -> None:
+    stats = run_seed(3)
+    assert stats.kills >= 2 and stats.partitions >= 1 and stats.elections >= 1
+    assert len(stats.probe_seconds) == 2 and stats.downs_committed >= 2
+    assert all(0.9 < t <= b for t, b in zip(stats.probe_seconds, stats.probe_bounds, strict=True))
+
+
+def test_the_checker_catches_a_vote_that_counts_one_report_as_a_majority() -> None:
+    tally = partial(broken_tally, "single-report-vote")
+    caught = []
+    for seed in range(20):
+        try:
+            run_seed(seed, tally_factory=tally)
+        except Violation as exc:
+            caught.append(exc)
+    assert len(caught) >= 15, [str(c) for c in caught]
+    assert any("heard it throughout" in c.what for c in caught)
+
+
+def test_the_bound_catches_a_vote_that_comes_too_late() -> None:
+    with pytest.raises(Violation, match=r"over the bound|not voted down within"):
+        run_seed(3, tally_factory=partial(broken_tally, "late-vote"))
+
+
+def _sim(*args: str, hash_seed: str = "0") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    return subprocess.run(
+        [sys.executable, "-m", "agent.sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+
+def _without_wall_time(out: str) -> list[str]:
+    lines = out.splitlines()
+    last = json.loads(lines[-1])
+    last.pop("seconds", None)
+    return [*lines[:-1], json.dumps(last)]
+
+
+def test_a_seed_replays_exactly_in_another_process() -> None:
+    first = _sim("--seed", "11", "--trace", hash_seed="1")
+    second = _sim("--seed", "11", "--trace", hash_seed="2")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert len(first.stdout.splitlines()) > 100
+    assert _without_wall_time(first.stdout) == _without_wall_time(second.stdout)
+
+
+def test_json_is_one_line_with_the_contract_fields() -> None:
+    ok = _sim("--seeds", "3", "--json")
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert set(out) == {"seeds", "violations", "runs_per_s", "first_failing_seed"}
+    assert (out["seeds"], out["violations"], out["first_failing_seed"]) == (3, 0, None)
+    assert out["runs_per_s"] > 0
+
+
+def test_a_failing_seed_is_named_and_replays_to_the_same_violation() -> None:
+    bad = _sim("--seeds", "4", "--json", "--broken", "single-report-vote")
+    assert bad.returncode == 1
+    seed = json.loads(bad.stdout)["first_failing_seed"]
+    assert isinstance(seed, int)
+    again = [_sim("--seed", str(seed), "--broken", "single-report-vote") for _ in range(2)]
+    verdicts = [json.loads(r.stdout) for r in again]
+    assert verdicts[0] == verdicts[1] and verdicts[0]["ok"] is False
+    assert verdicts[0]["violation"].startswith(f"seed {seed} at t=")
