@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SIM_SOAK_SEEDS ?= 5000
 
 .PHONY: venv test lint demo bench soak clean
 
@@ -30,6 +31,7 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -m soak tests/raft
+	$(BIN)/python -m agent.sim --seeds $(SIM_SOAK_SEEDS) --jobs 2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .rack-lab

@@ -26,13 +26,13 @@ from agent.record import NodeRecord
 from agent.sim.bounds import DRIFT, Assumptions, down_bound
 from agent.sim.checker import Checker, RecordingStore
 from agent.sim.env import SimClock, SimExecutor, peers_factory, sim_disk
+from agent.sim.faults import Chaos, Probe
 from agent.sim.loop import VirtualTimeLoop
-from agent.sim.network import CALM, NetProfile, SimNetwork, SimTransport
+from agent.sim.network import CALM, SimNetwork, SimTransport
 
 CLUSTER = "sim"
 current_node: contextvars.ContextVar[str] = contextvars.ContextVar("current_node", default="world")
 """Which simulated node the code running now belongs to (for the trace's log lines)."""
-FAULT_TICK_S = 0.1
 POLL_S = 0.05
 
 
@@ -112,9 +112,8 @@ class World:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._maps_seen: dict[str, ClusterMap] = {}
         self.stats = SimStats()
-        self._profiles = self._draw_profiles()
+        self.chaos = Chaos(self)
         self._failure: BaseException | None = None
-        self._calm_after = 0.0
         self.loop.after_step = self._after_step
 
     # ---- running -----------------------------------------------------------------------
@@ -148,14 +147,14 @@ class World:
     async def _main(self) -> None:
         for name in self.names:
             self.loop.call_later(self.rng.uniform(0, 0.5), self.boot, name)
-        await self._formed("the rack never formed")
-        await self._chaos()
-        self._heal_all()
-        await self._formed(
+        await self.wait_formed("the rack never formed")
+        await self.chaos.run()
+        self.chaos.heal_all()
+        await self.wait_formed(
             f"the rack did not form again within {self.cfg.form_within_s:g} s of healing"
         )
         for _ in range(self.cfg.probes):
-            await self._probe()
+            await Probe(self).run(self.chaos.calm_after)
 
     def _after_step(self) -> None:
         """The per-step invariants: leaders per term, and one map per epoch everywhere."""
@@ -187,7 +186,10 @@ class World:
     def _shutdown(self) -> None:
         for task in self.tasks.values():
             task.cancel()
-        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        # all_tasks() is a set: sort it, or the order of the last log lines would vary
+        pending = sorted(
+            (t for t in asyncio.all_tasks(self.loop) if not t.done()), key=lambda t: t.get_name()
+        )
         for t in pending:
             t.cancel()
         if pending:
@@ -200,7 +202,7 @@ class World:
         if self.trace is not None:
             self.trace(text)
 
-    def _event(self, text: str) -> None:
+    def event(self, text: str) -> None:
         if self.trace is not None:
             self.trace(f"t={self.loop.time():9.3f} {text}")
 
@@ -251,7 +253,7 @@ class World:
         task = self.loop.create_task(node.run(), context=context)
         task.add_done_callback(self._ended)
         self.tasks[name] = task
-        self._event(f"boot {name}")
+        self.event(f"boot {name}")
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         crash = None if task.cancelled() else task.exception()
@@ -269,94 +271,12 @@ class World:
         transport.close()
         task.cancel()
         self.stats.kills += 1
-        self._event(f"kill {name}")
+        self.event(f"kill {name}")
 
     def running(self) -> list[str]:
         return [n for n in self.names if n in self.nodes]
 
     # ---- faults ------------------------------------------------------------------------
-
-    def _draw_profiles(self) -> list[NetProfile]:
-        rng = self.rng
-        return [
-            NetProfile(
-                drop=rng.choice((0.0, 0.01, 0.05, 0.2)),
-                dup=rng.choice((0.0, 0.01, 0.05)),
-                delay_min=0.0005,
-                delay_max=rng.choice((0.005, 0.02, 0.1, 0.3)),
-            )
-            for _ in range(3)
-        ]
-
-    async def _chaos(self) -> None:
-        rng = self.rng
-        p_kill = rng.choice((0.0, 0.005, 0.02))
-        p_reboot = rng.choice((0.02, 0.1))
-        p_cut = rng.choice((0.0, 0.01, 0.04))
-        p_heal = rng.choice((0.03, 0.1))
-        self.net.profile = rng.choice(self._profiles)
-        self._event(f"chaos: {self.net.profile} kill {p_kill} cut {p_cut}")
-        end = self.loop.time() + self.cfg.chaos_s
-        while self.loop.time() < end:
-            await asyncio.sleep(FAULT_TICK_S)
-            up, down = self.running(), [n for n in self.names if n not in self.nodes]
-            if up and rng.random() < p_kill:
-                self.kill(rng.choice(up))
-            if down and rng.random() < p_reboot:
-                self.stats.reboots += 1
-                self.boot(rng.choice(down))
-            if not self.net.blocked and rng.random() < p_cut:
-                self._cut()
-            elif self.net.blocked and rng.random() < p_heal:
-                self.net.heal()
-                self._event("heal the network")
-            if rng.random() < 0.02:
-                self.net.profile = rng.choice(self._profiles)
-                self._event(f"network now {self.net.profile}")
-
-    def _cut(self) -> None:
-        rng, names = self.rng, self.names
-        kind = rng.choice(("isolate", "split", "one-way", "one-link", "one-link"))
-        self.stats.partitions += 1
-        if kind == "isolate":
-            victim = rng.choice(names)
-            for other in names:
-                if other != victim:
-                    self.net.cut(victim, other)
-                    self.net.cut(other, victim)
-            what = f"isolate {victim}"
-        elif kind == "split":
-            order = names[:]
-            rng.shuffle(order)
-            small = order[: rng.randint(1, len(order) // 2)]
-            for a in small:
-                for b in order:
-                    if b not in small:
-                        self.net.cut(a, b)
-                        self.net.cut(b, a)
-            what = f"split {sorted(small)} from the rest"
-        elif kind == "one-way":
-            for a in names:
-                for b in names:
-                    if a != b and rng.random() < 0.25:
-                        self.net.cut(a, b)
-            what = f"one-way cuts {sorted(self.net.blocked)}"
-        else:
-            a, b = rng.sample(names, 2)
-            self.net.cut(a, b)
-            what = f"cut the link {a} -> {b}"
-        self._event(what)
-
-    def _heal_all(self) -> None:
-        self.net.heal()
-        self.net.profile = CALM
-        self._calm_after = self.loop.time() + max(p.delay_max for p in self._profiles)
-        for name in self.names:
-            if name not in self.nodes:
-                self.boot(name)
-        self._event("heal everything, calm network, boot every node")
-
-    # ---- liveness and the bound --------------------------------------------------------
 
     def formed(self) -> bool:
         """Every node is running and, in every node's own view, the rack is formed (the
@@ -371,51 +291,13 @@ class World:
             epochs.add(view.epoch)
         return len(epochs) == 1
 
-    async def _formed(self, why: str) -> None:
+    async def wait_formed(self, why: str) -> None:
         deadline = self.loop.time() + self.cfg.form_within_s
         while not self.formed():
             if self.loop.time() > deadline:
                 raise self.checker.fail(why)
             await asyncio.sleep(POLL_S)
-        self._event("the rack is formed")
-
-    async def _probe(self) -> None:
-        # messages sent before the heal may still be on their way, as slow as they were
-        await asyncio.sleep(max(0.0, self._calm_after - self.loop.time()))
-        victim = self.rng.choice(self.names)
-        isolate = self.rng.random() < 0.5
-        start = self.loop.time()
-        self.checker.attempts = 0
-        seen = len(self.checker.downs)
-        if isolate:
-            for other in self.names:
-                if other != victim:
-                    self.net.cut(victim, other)
-                    self.net.cut(other, victim)
-        else:
-            self.kill(victim)
-        self._event(f"probe: {'cut off' if isolate else 'pull the power of'} {victim}")
-        while not any(n == victim for _, n in self.checker.downs[seen:]):
-            if self.loop.time() - start > self.cfg.probe_timeout_s:
-                raise self.checker.fail(
-                    f"{victim} was not voted down within {self.cfg.probe_timeout_s:g} s"
-                )
-            await asyncio.sleep(0.001)
-        took = next(t for t, n in self.checker.downs[seen:] if n == victim) - start
-        bound = self.bound.seconds(self.checker.attempts)
-        self.stats.probe_seconds.append(round(took, 4))
-        self.stats.probe_bounds.append(round(bound, 4))
-        self._event(f"probe: {victim} voted down after {took:.3f} s (bound {bound:.3f} s)")
-        if took > bound:
-            raise self.checker.fail(
-                f"{victim} was voted down {took:.3f} s after it went, over the bound of "
-                f"{bound:.3f} s ({self.checker.attempts} election attempts)"
-            )
-        self.net.heal()
-        self.boot(victim)
-        await self._formed(
-            f"the rack did not form again within {self.cfg.form_within_s:g} s of the probe"
-        )
+        self.event("the rack is formed")
 
 
 class _TraceLog(logging.Handler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,9 +11,11 @@ from functools import partial
 
 import pytest
 
+from agent.config import TimingConfig
 from agent.sim.broken import broken_tally
 from agent.sim.checker import Violation
 from agent.sim.run import run_seed, run_seeds
+from agent.sim.world import SimConfig, World
 
 SEEDS = int(os.environ.get("RACK_SIM_SEEDS", "300"))
 CHUNK = 50
@@ -96,3 +99,30 @@ def test_a_failing_seed_is_named_and_replays_to_the_same_violation() -> None:
     verdicts = [json.loads(r.stdout) for r in again]
     assert verdicts[0] == verdicts[1] and verdicts[0]["ok"] is False
     assert verdicts[0]["violation"].startswith(f"seed {seed} at t=")
+
+
+class _OutScenario(World):
+    """Form the rack, pull n5's power for good, and see it go from down to out."""
+
+    async def _main(self) -> None:
+        for name in self.names:
+            self.boot(name)
+        await self.wait_formed("the rack never formed")
+        self.kill("n5")
+        self.states: list[str] = []
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            leader = next(
+                n for n in self.nodes.values() if n.services.monitor and n.services.monitor.leads
+            )
+            state = leader.services.monitor.cmap.nodes["n5"].state  # type: ignore[union-attr]
+            if not self.states or self.states[-1] != state:
+                self.states.append(state)
+            if state == "out":
+                return
+
+
+def test_a_node_down_for_out_after_goes_out_on_the_leaders_wall_clock() -> None:
+    world = _OutScenario(5, SimConfig(timing=TimingConfig(out_after=3.0)))
+    world.run()
+    assert world.states == ["up", "down", "out"]
