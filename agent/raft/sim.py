@@ -97,9 +97,10 @@ def _memory_store(_: int, old: LogStore | None) -> LogStore:
 
 class _App:
     """The replicated state machine (a :class:`~agent.raft.driver.StateMachine`): a CRC
-    chain over every applied entry, CONF and empty ones included. It checks, as it goes,
-    that entries come contiguously and agree with what every other node applied, and that
-    a restored snapshot matches the chain of the nodes that applied up to its index."""
+    chain over every applied entry, CONF and empty ones included. As it goes it has the
+    :class:`SafetyChecker` check that entries come contiguously and agree with what every
+    other node applied, and that a restored snapshot matches the chain of the nodes that
+    applied up to its index."""
 
     __slots__ = ("digest", "index", "node_id", "sim")
 
@@ -114,34 +115,14 @@ class _App:
 
     def restore(self, snapshot: Snapshot) -> None:
         self.index, self.digest = _IDX.unpack(snapshot.data)
-        sim = self.sim
-        if self.index != snapshot.index:
-            raise sim.fail(
-                f"node {self.node_id} snapshot {snapshot.index} holds state of {self.index}"
-            )
-        if sim.digest_at.get(snapshot.index) != self.digest:
-            raise sim.fail(
-                f"node {self.node_id} restored a snapshot at {snapshot.index} nobody applied"
-            )
+        self.sim.checker.check_restore(self.node_id, snapshot, self.index, self.digest)
 
     def apply(self, e: Entry) -> None:
-        sim = self.sim
-        if e.index != self.index + 1:
-            raise sim.fail(f"node {self.node_id} applied {e.index} after {self.index}")
-        fact = (e.term, e.kind, e.data)
-        seen = sim.committed.get(e.index)
-        if seen is None:
-            sim.committed[e.index] = fact
-            sim.stats["committed"] += 1
-        elif seen != fact:
-            raise sim.fail(
-                f"node {self.node_id} committed {e.index} as {fact!r}, others as {seen!r}"
-            )
+        checker = self.sim.checker
+        checker.check_apply(self.node_id, self.index, e)
         self.digest = zlib.crc32(e.data, zlib.crc32(_IDX.pack(e.index, e.term), self.digest))
         self.index = e.index
-        known = sim.digest_at.setdefault(e.index, self.digest)
-        if known != self.digest:
-            raise sim.fail(f"node {self.node_id} state after {e.index} differs from other nodes")
+        checker.check_applied_state(self.node_id, e.index, self.digest)
 
 
 class _SimNode:
@@ -163,7 +144,10 @@ class _SimNode:
 
 
 class Simulation:
-    """One seeded run. ``node_factory`` lets tests inject a deliberately broken core."""
+    """One seeded run: the nodes, the network, each node's Readys through its driver, the
+    run loop and the final liveness check. Faults come from :class:`Faults`, the safety
+    checks from :class:`SafetyChecker`. ``node_factory`` lets tests inject a deliberately
+    broken core."""
 
     def __init__(
         self,
@@ -221,17 +205,14 @@ class Simulation:
             ),
             0,
         )
-        # Checker state: facts every node must agree on, whoever reported them first.
-        self.leader_of_term: dict[int, int] = {}
-        self.entry_facts: dict[tuple[int, int], tuple[int, bytes, int]] = {}
-        self.committed: dict[int, tuple[int, int, bytes]] = {}
-        self.digest_at: dict[int, int] = {0: 0}
+        self.checker = SafetyChecker(self)
+        self.faults = Faults(self)
         self.next_id = self.n + 1
         ids = tuple(range(1, self.n + 1))
         self.initial_voters = ids
         for i in ids:
             self.nodes[i] = _SimNode(self, i, ids, store_factory(i, None))
-            self._start(i)
+            self.start(i)
 
     # ------------------------------------------------------------------ running
     def run(self) -> SimResult:
@@ -245,21 +226,21 @@ class Simulation:
     def _run(self) -> SimResult:
         for t in range(self.cfg.chaos_ticks):
             self.tick_no = t
-            self._faults()
+            self.faults.inject()
             self._tick_all(skew=True)
             self._deliver(t)
             if self.rng.random() < self.p_propose:
-                self._propose_random()
+                self.faults.propose_random()
         self._liveness()
-        self._final_checks()
+        self.checker.final_checks()
         return SimResult(self.seed, self.n, self.step_no, self.tick_no, self.stats)
 
-    def _event(self, text: str) -> None:
+    def event(self, text: str) -> None:
         self.step_no += 1
         if self._trace is not None:
             self._trace(f"{self.step_no:6d} t={self.tick_no:4d} {text}")
 
-    def _note(self, text: str) -> None:
+    def note(self, text: str) -> None:
         """An outcome worth seeing in a trace; not a step of its own."""
         if self._trace is not None:
             self._trace(f"{'':6} {'':6} . {text}")
@@ -268,7 +249,7 @@ class Simulation:
         return InvariantViolation(self.seed, self.step_no, self.tick_no, what)
 
     # ------------------------------------------------------------------ nodes
-    def _start(self, node_id: int) -> None:
+    def start(self, node_id: int) -> None:
         sn = self.nodes[node_id]
         sn.store = self._store_factory(node_id, sn.store)
         state = sn.store.load()
@@ -294,22 +275,40 @@ class Simulation:
             on_soft_state=None if self._trace is None else partial(self._soft_state, sn),
         )
 
-    def _live(self) -> list[_SimNode]:
+    def restart(self, node_id: int) -> None:
+        """Bring a crashed node back from its persisted state and process its first Ready."""
+        self.down.discard(node_id)
+        self.start(node_id)
+        self.process(self.nodes[node_id])
+
+    def add_node(self) -> int:
+        """Create and start a new, empty node with no peers (a configuration adds it)."""
+        new = self.next_id
+        self.next_id += 1
+        self.nodes[new] = _SimNode(self, new, (), self._store_factory(new, None))
+        self.start(new)
+        return new
+
+    def crash(self, sn: _SimNode) -> None:
+        self.stats["crashes"] += 1
+        sn.node = None
+        sn.driver = None
+        self.down.add(sn.id)
+
+    def live(self) -> list[_SimNode]:
         return [sn for sn in self.nodes.values() if sn.node is not None]
 
-    def _leaders(self) -> list[_SimNode]:
-        return [
-            sn for sn in self._live() if sn.node is not None and sn.node.role == RaftRole.LEADER
-        ]
+    def leaders(self) -> list[_SimNode]:
+        return [sn for sn in self.live() if sn.node is not None and sn.node.role == RaftRole.LEADER]
 
     def _tick_all(self, skew: bool) -> None:
-        for sn in self._live():
+        for sn in self.live():
             if skew and self.rng.random() < 0.1:
                 continue  # this node's clock runs slow this tick
             assert sn.driver is not None
-            self._event(f"tick {sn.id}")
+            self.event(f"tick {sn.id}")
             sn.driver.tick()
-            self._process(sn)
+            self.process(sn)
 
     def _deliver(self, t: int) -> None:
         msgs = self.inflight.pop(t, None)
@@ -321,10 +320,10 @@ class Simulation:
             if sn is None or sn.driver is None or (m.src, m.dst) in self.blocked:
                 self.stats["dropped"] += 1
                 continue
-            self._event(f"deliver {type(m).__name__} {m.src}->{m.dst} term={m.term}")
+            self.event(f"deliver {type(m).__name__} {m.src}->{m.dst} term={m.term}")
             self.stats["delivered"] += 1
             sn.driver.step(m)
-            self._process(sn)
+            self.process(sn)
 
     def _send(self, m: AnyRaftMessage) -> None:
         rng = self.rng
@@ -338,20 +337,21 @@ class Simulation:
             self.inflight.setdefault(self.tick_no + delay, []).append(m)
 
     # ------------------------------------------------------------------ the shell loop
-    def _process(self, sn: _SimNode) -> None:
+    def process(self, sn: _SimNode) -> None:
         """Handle the node's Readys through its driver: check, persist (or crash part-way
         through the writes), then ``finish()`` sends, restores, applies and advances."""
         driver = sn.driver
         assert driver is not None
         node = driver.node
+        checker = self.checker
         sn.bounce = False
         while (rd := driver.next_ready()) is not None:
-            self._check_ready(sn, node, rd)
+            checker.check_ready(sn, node, rd)
             if self.p_torn and self.rng.random() < self.p_torn:
                 done = self.rng.randint(0, 4)
-                self._event(f"crash {sn.id} after {done} of 4 writes of a Ready")
+                self.event(f"crash {sn.id} after {done} of 4 writes of a Ready")
                 _persist_prefix(sn.store, rd, done)
-                self._crash(sn)  # the Ready is never finished: nothing of it is sent
+                self.crash(sn)  # the Ready is never finished: nothing of it is sent
                 return
             persist(sn.store, rd)
             if rd.snapshot is not None and rd.restore_snapshot:
@@ -362,17 +362,15 @@ class Simulation:
                 or rd.truncate_from is not None
                 or any(e.kind == EntryKind.CONF for e in rd.entries)
             ):
-                self._check_config(sn, node)
+                checker.check_config(sn, node)
         if node.role == RaftRole.LEADER and sn.led_term != node.term:
             sn.led_term = node.term
-            self._check_new_leader(sn, node)
+            checker.check_new_leader(sn, node)
         if sn.bounce:
             sn.bounce = False
-            self._event(f"reboot {sn.id} after voting")
-            self._crash(sn)
-            self.down.discard(sn.id)
-            self._start(sn.id)
-            self._process(sn)
+            self.event(f"reboot {sn.id} after voting")
+            self.crash(sn)
+            self.restart(sn.id)
 
     def _send_from(self, sn: _SimNode, m: AnyRaftMessage) -> None:
         """The driver's send hook for ``sn``: count, maybe plan a reboot, then send."""
@@ -384,229 +382,19 @@ class Simulation:
 
     def _soft_state(self, sn: _SimNode, soft: SoftState) -> None:
         assert sn.node is not None
-        self._note(f"node {sn.id} is {soft.role} in term {sn.node.term}, leader {soft.leader}")
-
-    def _check_ready(self, sn: _SimNode, node: RaftNode, rd: Ready) -> None:
-        if (
-            rd.truncate_from is not None
-            and node.role == RaftRole.LEADER
-            and sn.led_term == node.term
-        ):
-            raise self.fail(f"leader {sn.id} truncated its log at {rd.truncate_from}")
-        facts = self.entry_facts
-        log = node.log
-        for e in rd.entries:
-            prev = log.term(e.index - 1)
-            if prev is None:
-                raise self.fail(f"node {sn.id} appended {e.index} with no entry before it")
-            fact = (e.kind, e.data, prev)
-            seen = facts.setdefault((e.index, e.term), fact)
-            if seen != fact:
-                raise self.fail(
-                    f"log matching: node {sn.id} holds entry {e.index}/{e.term} "
-                    f"{fact!r}, another node {seen!r}"
-                )
-
-    def _check_config(self, sn: _SimNode, node: RaftNode) -> None:
-        """Configurations take effect when appended: a node's voters are those of the last
-        configuration entry in its persisted log (else its snapshot's, else its initial
-        peers), and each configuration entry changes exactly one voter."""
-        state = sn.store.load()
-        snap = state.snapshot
-        voters = snap.voters if snap else tuple(sorted(sn.peers))
-        prev: tuple[int, ...] | None = snap.voters if snap else None
-        for e in state.entries:
-            if e.kind != EntryKind.CONF:
-                continue
-            cc = decode_conf_change(e.data)
-            if cc.op == ConfOp.BOOTSTRAP:
-                if e.index != 1 or cc.voters != self.initial_voters:
-                    raise self.fail(f"bootstrap entry {e.index} with voters {cc.voters}")
-            elif prev is None or len(set(prev) ^ set(cc.voters)) != 1:
-                raise self.fail(f"entry {e.index} changes {prev} to {cc.voters}: not one server")
-            voters = prev = cc.voters
-        if tuple(voters) != node.voters:
-            raise self.fail(f"node {sn.id} uses voters {node.voters}, its log says {voters}")
-
-    def _check_new_leader(self, sn: _SimNode, node: RaftNode) -> None:
-        self.stats["elections"] += 1
-        other = self.leader_of_term.setdefault(node.term, sn.id)
-        if other != sn.id:
-            raise self.fail(f"two leaders in term {node.term}: {other} and {sn.id}")
-        log = node.log
-        for index, (term, _, _) in self.committed.items():
-            if index > log.snap_index and log.term(index) != term:
-                raise self.fail(
-                    f"leader {sn.id} of term {node.term} lacks committed entry {index}/{term}"
-                )
-            if index <= log.snap_index and self.digest_at.get(log.snap_index) is None:
-                raise self.fail(f"leader {sn.id} has a snapshot nobody applied")
-
-    # ------------------------------------------------------------------ faults
-    def _faults(self) -> None:
-        rng = self.rng
-        live = self._live()
-        if live and rng.random() < self.p_crash:
-            victim = rng.choice(live)
-            self._event(f"crash {victim.id}")
-            self._crash(victim)
-        leaders = self._leaders()
-        if leaders and rng.random() < self.p_kill_leader:
-            victim = rng.choice(leaders)
-            self._event(f"crash leader {victim.id}")
-            self._crash(victim)
-        if self.down and rng.random() < 0.06:
-            back = rng.choice(sorted(self.down))
-            self._event(f"restart {back}")
-            self.down.discard(back)
-            self._start(back)
-            self._process(self.nodes[back])
-        if not self.blocked and rng.random() < self.p_partition:
-            self._partition()
-        elif self.blocked and rng.random() < 0.06:
-            self._event("heal")
-            self.blocked.clear()
-        if rng.random() < self.p_transfer:
-            self._transfer()
-        if rng.random() < self.p_conf:
-            self._conf_change()
-        if rng.random() < self.p_compact:
-            self._compact()
-
-    def _crash(self, sn: _SimNode) -> None:
-        self.stats["crashes"] += 1
-        sn.node = None
-        sn.driver = None
-        self.down.add(sn.id)
-
-    def _partition(self) -> None:
-        rng = self.rng
-        ids = sorted(self.nodes)
-        kind = rng.choice(("isolate", "isolate-leader", "split", "one-way", "ring"))
-        self.stats["partitions"] += 1
-        if kind == "isolate-leader" and self._leaders():
-            kind = "isolate"
-            victim = rng.choice(self._leaders()).id
-        else:
-            victim = rng.choice(ids)
-        if kind == "isolate":
-            others = [i for i in ids if i != victim]
-            self._cut([victim], others)
-        elif kind == "split":
-            shuffled = ids[:]
-            rng.shuffle(shuffled)
-            k = rng.randint(1, len(ids) - 1)
-            self._cut(shuffled[:k], shuffled[k:])
-        elif kind == "one-way":
-            # Some nodes can send but not receive: the classic asymmetric failure.
-            for a in ids:
-                for b in ids:
-                    if a != b and rng.random() < 0.3:
-                        self.blocked.add((a, b))
-        else:
-            ring = ids[:]
-            rng.shuffle(ring)
-            n = len(ring)
-            for i, a in enumerate(ring):
-                for j, b in enumerate(ring):
-                    if a != b and (i - j) % n not in (1, n - 1):
-                        self.blocked.add((a, b))
-        self._event(f"partition {kind} blocked={sorted(self.blocked)}")
-
-    def _cut(self, a: Sequence[int], b: Sequence[int]) -> None:
-        for x in a:
-            for y in b:
-                self.blocked.add((x, y))
-                self.blocked.add((y, x))
-
-    def _transfer(self) -> None:
-        leaders = self._leaders()
-        if not leaders:
-            return
-        sn = self.rng.choice(leaders)
-        assert sn.node is not None and sn.driver is not None
-        others = [v for v in sn.node.voters if v != sn.id]
-        if not others:
-            return
-        to = self.rng.choice(others)
-        self._event(f"transfer {sn.id} -> {to}")
-        try:
-            sn.driver.transfer_leadership(to)
-            self.stats["transfers"] += 1
-        except RaftError:
-            pass
-        self._process(sn)
-
-    def _conf_change(self) -> None:
-        leaders = self._leaders()
-        if not leaders:
-            return
-        sn = self.rng.choice(leaders)
-        driver = sn.driver
-        assert driver is not None
-        voters = driver.node.voters
-        grow = len(voters) < self.n + 1 and (len(voters) <= self.n - 1 or self.rng.random() < 0.5)
-        if grow and len(self.nodes) < self.n + 3:
-            new = self.next_id
-            self.next_id += 1
-            self.nodes[new] = _SimNode(self, new, (), self._store_factory(new, None))
-            self._start(new)
-            op, target = ConfOp.ADD, new
-        elif len(voters) > max(1, self.n - 1):
-            op, target = ConfOp.REMOVE, self.rng.choice(voters)
-        else:
-            return
-        self._event(f"conf {op.value} {target} at {sn.id}")
-        try:
-            driver.propose_conf_change(op, target)
-            self.stats["conf_changes"] += 1
-        except RaftError:
-            pass
-        self._process(sn)
-
-    def _compact(self) -> None:
-        live = self._live()
-        if not live:
-            return
-        sn = self.rng.choice(live)
-        driver = sn.driver
-        assert driver is not None
-        if sn.app.index - driver.node.log.snap_index < 2:
-            return
-        self._event(f"compact {sn.id} at {sn.app.index}")
-        driver.compact()  # at the applied index, with the app's snapshot bytes
-        self.stats["compactions"] += 1
-        self._process(sn)
-
-    def _propose_random(self) -> None:
-        live = self._live()
-        if not live:
-            return
-        leaders = self._leaders()
-        sn = self.rng.choice(leaders if leaders and self.rng.random() < 0.7 else live)
-        assert sn.driver is not None
-        data = b"p%d" % self.step_no
-        self._event(f"propose {data!r} at {sn.id}")
-        try:
-            index = sn.driver.propose(data)
-            self.stats["proposals"] += 1
-            self._note(f"proposed at index {index}")
-        except RaftError as exc:
-            self._note(f"refused: {type(exc).__name__}")
-        self._process(sn)
+        self.note(f"node {sn.id} is {soft.role} in term {sn.node.term}, leader {soft.leader}")
 
     # ------------------------------------------------------------------ the end
     def _liveness(self) -> None:
         """Heal everything, restart everyone; a leader must emerge and commit a proposal
         that every voter then applies."""
-        self._event("heal all for the liveness check")
+        self.event("heal all for the liveness check")
         self.blocked.clear()
         self.drop = self.dup = self.p_torn = self.p_bounce = 0.0
         self.max_delay = 1
         for i in sorted(self.down):
-            self.down.discard(i)
-            self._start(i)
-            self._process(self.nodes[i])
+            self.restart(i)
+        committed = self.checker.committed
         final = b"final-%d" % self.seed
         pending: tuple[int, int] | None = None
         start = self.tick_no + 1
@@ -614,8 +402,8 @@ class Simulation:
             self.tick_no = t
             self._tick_all(skew=False)
             self._deliver(t)
-            done = [i for i, f in self.committed.items() if f[2] == final]
-            leaders = sorted(self._leaders(), key=lambda s: s.node.term if s.node else 0)
+            done = [i for i, f in committed.items() if f[2] == final]
+            leaders = sorted(self.leaders(), key=lambda s: s.node.term if s.node else 0)
             if done and leaders:
                 lead = leaders[-1].node
                 assert lead is not None
@@ -631,29 +419,306 @@ class Simulation:
             try:
                 index = driver.propose(final)
                 pending = (index, lead.term)
-                self._event(f"propose final at {lead.id} index {index}")
+                self.event(f"propose final at {lead.id} index {index}")
             except RaftError:
                 pass
-            self._process(leaders[-1])
+            self.process(leaders[-1])
         raise self.fail(
             f"no liveness {self.cfg.heal_ticks} ticks after healing: "
-            + "; ".join(sn.node.status() for sn in self._live() if sn.node is not None)
+            + "; ".join(sn.node.status() for sn in self.live() if sn.node is not None)
         )
 
-    def _final_checks(self) -> None:
-        live = [sn for sn in self._live() if sn.node is not None]
+
+class Faults:
+    """Fault injection into one :class:`Simulation`: crashes, restarts, partitions, leader
+    transfers, membership changes, compactions and random proposals. Every choice is drawn
+    from the simulation's one ``rng``, so the order of the draws is part of each replay."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def inject(self) -> None:
+        """This tick's faults, each with its probability from the seed's fault profile."""
+        sim = self.sim
+        rng = sim.rng
+        live = sim.live()
+        if live and rng.random() < sim.p_crash:
+            victim = rng.choice(live)
+            sim.event(f"crash {victim.id}")
+            sim.crash(victim)
+        leaders = sim.leaders()
+        if leaders and rng.random() < sim.p_kill_leader:
+            victim = rng.choice(leaders)
+            sim.event(f"crash leader {victim.id}")
+            sim.crash(victim)
+        if sim.down and rng.random() < 0.06:
+            back = rng.choice(sorted(sim.down))
+            sim.event(f"restart {back}")
+            sim.restart(back)
+        if not sim.blocked and rng.random() < sim.p_partition:
+            self._partition()
+        elif sim.blocked and rng.random() < 0.06:
+            sim.event("heal")
+            sim.blocked.clear()
+        if rng.random() < sim.p_transfer:
+            self._transfer()
+        if rng.random() < sim.p_conf:
+            self._conf_change()
+        if rng.random() < sim.p_compact:
+            self._compact()
+
+    def _partition(self) -> None:
+        sim = self.sim
+        rng = sim.rng
+        blocked = sim.blocked
+        ids = sorted(sim.nodes)
+        kind = rng.choice(("isolate", "isolate-leader", "split", "one-way", "ring"))
+        sim.stats["partitions"] += 1
+        if kind == "isolate-leader" and sim.leaders():
+            kind = "isolate"
+            victim = rng.choice(sim.leaders()).id
+        else:
+            victim = rng.choice(ids)
+        if kind == "isolate":
+            others = [i for i in ids if i != victim]
+            self._cut([victim], others)
+        elif kind == "split":
+            shuffled = ids[:]
+            rng.shuffle(shuffled)
+            k = rng.randint(1, len(ids) - 1)
+            self._cut(shuffled[:k], shuffled[k:])
+        elif kind == "one-way":
+            # Some nodes can send but not receive: the classic asymmetric failure.
+            for a in ids:
+                for b in ids:
+                    if a != b and rng.random() < 0.3:
+                        blocked.add((a, b))
+        else:
+            ring = ids[:]
+            rng.shuffle(ring)
+            n = len(ring)
+            for i, a in enumerate(ring):
+                for j, b in enumerate(ring):
+                    if a != b and (i - j) % n not in (1, n - 1):
+                        blocked.add((a, b))
+        sim.event(f"partition {kind} blocked={sorted(blocked)}")
+
+    def _cut(self, a: Sequence[int], b: Sequence[int]) -> None:
+        blocked = self.sim.blocked
+        for x in a:
+            for y in b:
+                blocked.add((x, y))
+                blocked.add((y, x))
+
+    def _transfer(self) -> None:
+        sim = self.sim
+        leaders = sim.leaders()
+        if not leaders:
+            return
+        sn = sim.rng.choice(leaders)
+        assert sn.node is not None and sn.driver is not None
+        others = [v for v in sn.node.voters if v != sn.id]
+        if not others:
+            return
+        to = sim.rng.choice(others)
+        sim.event(f"transfer {sn.id} -> {to}")
+        try:
+            sn.driver.transfer_leadership(to)
+            sim.stats["transfers"] += 1
+        except RaftError:
+            pass
+        sim.process(sn)
+
+    def _conf_change(self) -> None:
+        sim = self.sim
+        leaders = sim.leaders()
+        if not leaders:
+            return
+        sn = sim.rng.choice(leaders)
+        driver = sn.driver
+        assert driver is not None
+        voters = driver.node.voters
+        n = sim.n
+        grow = len(voters) < n + 1 and (len(voters) <= n - 1 or sim.rng.random() < 0.5)
+        if grow and len(sim.nodes) < n + 3:
+            op, target = ConfOp.ADD, sim.add_node()
+        elif len(voters) > max(1, n - 1):
+            op, target = ConfOp.REMOVE, sim.rng.choice(voters)
+        else:
+            return
+        sim.event(f"conf {op.value} {target} at {sn.id}")
+        try:
+            driver.propose_conf_change(op, target)
+            sim.stats["conf_changes"] += 1
+        except RaftError:
+            pass
+        sim.process(sn)
+
+    def _compact(self) -> None:
+        sim = self.sim
+        live = sim.live()
+        if not live:
+            return
+        sn = sim.rng.choice(live)
+        driver = sn.driver
+        assert driver is not None
+        if sn.app.index - driver.node.log.snap_index < 2:
+            return
+        sim.event(f"compact {sn.id} at {sn.app.index}")
+        driver.compact()  # at the applied index, with the app's snapshot bytes
+        sim.stats["compactions"] += 1
+        sim.process(sn)
+
+    def propose_random(self) -> None:
+        """Propose at a live node, usually a leader; a refusal is fine and is traced."""
+        sim = self.sim
+        live = sim.live()
+        if not live:
+            return
+        leaders = sim.leaders()
+        sn = sim.rng.choice(leaders if leaders and sim.rng.random() < 0.7 else live)
+        assert sn.driver is not None
+        data = b"p%d" % sim.step_no
+        sim.event(f"propose {data!r} at {sn.id}")
+        try:
+            index = sn.driver.propose(data)
+            sim.stats["proposals"] += 1
+            sim.note(f"proposed at index {index}")
+        except RaftError as exc:
+            sim.note(f"refused: {type(exc).__name__}")
+        sim.process(sn)
+
+
+class SafetyChecker:
+    """The safety properties of the module docstring, checked for one :class:`Simulation`
+    after every step. It keeps the facts every node must agree on, whoever reported them
+    first, and raises through :meth:`Simulation.fail` so a violation names seed and step."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.leader_of_term: dict[int, int] = {}
+        self.entry_facts: dict[tuple[int, int], tuple[int, bytes, int]] = {}
+        self.committed: dict[int, tuple[int, int, bytes]] = {}
+        self.digest_at: dict[int, int] = {0: 0}
+
+    def check_ready(self, sn: _SimNode, node: RaftNode, rd: Ready) -> None:
+        fail = self.sim.fail
+        if (
+            rd.truncate_from is not None
+            and node.role == RaftRole.LEADER
+            and sn.led_term == node.term
+        ):
+            raise fail(f"leader {sn.id} truncated its log at {rd.truncate_from}")
+        facts = self.entry_facts
+        log = node.log
+        for e in rd.entries:
+            prev = log.term(e.index - 1)
+            if prev is None:
+                raise fail(f"node {sn.id} appended {e.index} with no entry before it")
+            fact = (e.kind, e.data, prev)
+            seen = facts.setdefault((e.index, e.term), fact)
+            if seen != fact:
+                raise fail(
+                    f"log matching: node {sn.id} holds entry {e.index}/{e.term} "
+                    f"{fact!r}, another node {seen!r}"
+                )
+
+    def check_config(self, sn: _SimNode, node: RaftNode) -> None:
+        """Configurations take effect when appended: a node's voters are those of the last
+        configuration entry in its persisted log (else its snapshot's, else its initial
+        peers), and each configuration entry changes exactly one voter."""
+        fail = self.sim.fail
+        state = sn.store.load()
+        snap = state.snapshot
+        voters = snap.voters if snap else tuple(sorted(sn.peers))
+        prev: tuple[int, ...] | None = snap.voters if snap else None
+        for e in state.entries:
+            if e.kind != EntryKind.CONF:
+                continue
+            cc = decode_conf_change(e.data)
+            if cc.op == ConfOp.BOOTSTRAP:
+                if e.index != 1 or cc.voters != self.sim.initial_voters:
+                    raise fail(f"bootstrap entry {e.index} with voters {cc.voters}")
+            elif prev is None or len(set(prev) ^ set(cc.voters)) != 1:
+                raise fail(f"entry {e.index} changes {prev} to {cc.voters}: not one server")
+            voters = prev = cc.voters
+        if tuple(voters) != node.voters:
+            raise fail(f"node {sn.id} uses voters {node.voters}, its log says {voters}")
+
+    def check_new_leader(self, sn: _SimNode, node: RaftNode) -> None:
+        fail = self.sim.fail
+        self.sim.stats["elections"] += 1
+        other = self.leader_of_term.setdefault(node.term, sn.id)
+        if other != sn.id:
+            raise fail(f"two leaders in term {node.term}: {other} and {sn.id}")
+        log = node.log
+        for index, (term, _, _) in self.committed.items():
+            if index > log.snap_index and log.term(index) != term:
+                raise fail(
+                    f"leader {sn.id} of term {node.term} lacks committed entry {index}/{term}"
+                )
+            if index <= log.snap_index and self.digest_at.get(log.snap_index) is None:
+                raise fail(f"leader {sn.id} has a snapshot nobody applied")
+
+    def check_apply(self, node_id: int, applied: int, e: Entry) -> None:
+        """Before node ``node_id``, having applied up to ``applied``, applies ``e``."""
+        sim = self.sim
+        if e.index != applied + 1:
+            raise sim.fail(f"node {node_id} applied {e.index} after {applied}")
+        fact = (e.term, e.kind, e.data)
+        seen = self.committed.get(e.index)
+        if seen is None:
+            self.committed[e.index] = fact
+            sim.stats["committed"] += 1
+        elif seen != fact:
+            raise sim.fail(f"node {node_id} committed {e.index} as {fact!r}, others as {seen!r}")
+
+    def check_applied_state(self, node_id: int, index: int, digest: int) -> None:
+        """After node ``node_id`` applied up to ``index``, its state's digest is ``digest``."""
+        known = self.digest_at.setdefault(index, digest)
+        if known != digest:
+            raise self.sim.fail(f"node {node_id} state after {index} differs from other nodes")
+
+    def check_restore(self, node_id: int, snapshot: Snapshot, index: int, digest: int) -> None:
+        """Node ``node_id`` restored ``snapshot``, holding the state at ``index``."""
+        fail = self.sim.fail
+        if index != snapshot.index:
+            raise fail(f"node {node_id} snapshot {snapshot.index} holds state of {index}")
+        if self.digest_at.get(snapshot.index) != digest:
+            raise fail(f"node {node_id} restored a snapshot at {snapshot.index} nobody applied")
+
+    def final_checks(self) -> None:
+        """Every live node's persisted log is the core's log, its configuration agrees with
+        it, and every pair of logs matches over the entries both still hold."""
+        sim = self.sim
+        live = [sn for sn in sim.live() if sn.node is not None]
         for sn in live:
             node = sn.node
             assert node is not None
             state = sn.store.load()
             snap_index = state.snapshot.index if state.snapshot else 0
             if snap_index != node.log.snap_index or list(state.entries) != node.log.entries:
-                raise self.fail(f"node {sn.id}: persisted log differs from the core's log")
-            self._check_config(sn, node)
+                raise sim.fail(f"node {sn.id}: persisted log differs from the core's log")
+            self.check_config(sn, node)
         for i, a in enumerate(live):
             for b in live[i + 1 :]:
                 assert a.node is not None and b.node is not None
-                _check_matching(self, a.id, a.node, b.id, b.node)
+                self._check_matching(a.id, a.node, b.id, b.node)
+
+    def _check_matching(self, ia: int, a: RaftNode, ib: int, b: RaftNode) -> None:
+        """Full pairwise log-matching check over the entries both nodes still hold."""
+        lo = max(a.log.first_index, b.log.first_index)
+        hi = min(a.log.last_index, b.log.last_index)
+        top = 0
+        for idx in range(hi, lo - 1, -1):
+            if a.log.term(idx) == b.log.term(idx):
+                top = idx
+                break
+        for idx in range(lo, top + 1):
+            ea = a.log.entries[idx - a.log.first_index]
+            eb = b.log.entries[idx - b.log.first_index]
+            if ea != eb:
+                raise self.sim.fail(f"logs of {ia} and {ib} share {top} but differ at {idx}")
 
 
 def _persist_prefix(store: LogStore, rd: Ready, count: int) -> None:
@@ -672,22 +737,6 @@ def _persist_prefix(store: LogStore, rd: Ready, count: int) -> None:
         writes.append(lambda: store.save_hard_state(hs))
     for write in writes[:count]:
         write()
-
-
-def _check_matching(sim: Simulation, ia: int, a: RaftNode, ib: int, b: RaftNode) -> None:
-    """Full pairwise log-matching check over the entries both nodes still hold."""
-    lo = max(a.log.first_index, b.log.first_index)
-    hi = min(a.log.last_index, b.log.last_index)
-    top = 0
-    for idx in range(hi, lo - 1, -1):
-        if a.log.term(idx) == b.log.term(idx):
-            top = idx
-            break
-    for idx in range(lo, top + 1):
-        ea = a.log.entries[idx - a.log.first_index]
-        eb = b.log.entries[idx - b.log.first_index]
-        if ea != eb:
-            raise sim.fail(f"logs of {ia} and {ib} share {top} but differ at {idx}")
 
 
 def run_seed(
