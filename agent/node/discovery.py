@@ -27,6 +27,10 @@ from agent.ratelimit import RateLimitedLog
 from agent.record import NodeRecord
 
 SERVICE_TYPE = "_rackcloud._tcp.local."
+RESOLVE_TIMEOUT_MS = 3000
+"""How long to wait for an announced service's records."""
+REJECT_LOG_EVERY_S = 30.0
+"""A rejected announcement is logged at most this often (zeroconf repeats them)."""
 log = logging.getLogger(__name__)
 
 
@@ -108,7 +112,7 @@ class Discovery:
         self._azc: AsyncZeroconf | None = None
         self._browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._rejects = RateLimitedLog(log, per_seconds=30.0)
+        self._rejects = RateLimitedLog(log, per_seconds=REJECT_LOG_EVERY_S)
 
     async def start(self) -> None:
         self._azc = AsyncZeroconf(interfaces=[self.bind], ip_version=IPVersion.V4Only)
@@ -139,7 +143,7 @@ class Discovery:
     async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
         info = AsyncServiceInfo(service_type, name)
         try:
-            if not await info.async_request(zeroconf, 3000):
+            if not await info.async_request(zeroconf, RESOLVE_TIMEOUT_MS):
                 return
         except Exception:  # a peer's bad record must never take discovery down
             log.exception("could not resolve %s", name)

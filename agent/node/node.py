@@ -46,6 +46,8 @@ log = logging.getLogger("agent.node")
 
 STOP_GRACE_S = 2.0
 """How long a stopping node waits for zeroconf to withdraw its announcement."""
+BAD_INPUT_LOG_EVERY_S = 10.0
+"""The same complaint about what one peer sends is logged at most this often."""
 
 
 class _Stopped(Exception):
@@ -62,7 +64,9 @@ class Node:
         self.env = env
         self.clock = env.clock
         self.rng = env.rng
-        self.bad_input = RateLimitedLog(log, per_seconds=10.0, clock=env.clock.monotonic)
+        self.bad_input = RateLimitedLog(
+            log, per_seconds=BAD_INPUT_LOG_EVERY_S, clock=env.clock.monotonic
+        )
         self.monitors = frozenset(conf.monitors)
         self._peers: dict[str, NodeRecord] = {}
         self._waiting: dict[int, tuple[str, asyncio.Future[Reply]]] = {}
@@ -122,6 +126,9 @@ class Node:
         return self._tg.create_task(coro)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._tg is None:  # stopping: a late message's work is dropped, as on a dead node
+            coro.close()
+            return
         self._task(self._guarded(coro))
 
     async def _guarded(self, coro: Awaitable[None]) -> None:

@@ -20,6 +20,7 @@ from agent.ratelimit import RateLimitedLog
 from agent.wire import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 
 ZAP_DOMAIN = "rackcloud"
+REFUSED_KEY_LOG_EVERY_S = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +29,7 @@ class _AllowlistProvider:
 
     def __init__(self, allowlist: Allowlist) -> None:
         self.allowlist = allowlist
-        self._rejects = RateLimitedLog(log, per_seconds=10.0)
+        self._rejects = RateLimitedLog(log, per_seconds=REFUSED_KEY_LOG_EVERY_S)
 
     def callback(self, domain: str, key: bytes) -> bool:
         public = key.decode("ascii", "replace")

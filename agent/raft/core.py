@@ -242,9 +242,14 @@ class RaftNode:
             or self.log.stable < self.log.last_index
             or self.log.pending_truncate is not None
             or self.log.applied < self.log.committed
-            or self._hard_state() != self._prev_hs
+            or self._durable_changed(self._hard_state())
             or self._soft_state() != self._prev_soft
         )
+
+    def _durable_changed(self, hs: HardState) -> bool:
+        """Term and vote must reach the disk before we say a word; the commit index is
+        volatile (Raft, Figure 2) and travels only with them."""
+        return (hs.term, hs.vote) != (self._prev_hs.term, self._prev_hs.vote)
 
     def ready(self) -> Ready:
         """Take the pending output; handle it (see :mod:`agent.raft.ready`), then
@@ -252,8 +257,9 @@ class RaftNode:
         self._guard()
         hs = self._hard_state()
         soft = self._soft_state()
+        durable = self._durable_changed(hs)
         rd = Ready(
-            hard_state=hs if hs != self._prev_hs else None,
+            hard_state=hs if durable else None,
             truncate_from=self.log.pending_truncate,
             entries=tuple(self.log.unstable_entries()),
             snapshot=self._snapshot_out,
@@ -262,7 +268,8 @@ class RaftNode:
             committed_entries=tuple(self.log.next_committed()),
             soft_state=soft if soft != self._prev_soft else None,
         )
-        self._prev_hs = hs
+        if durable:
+            self._prev_hs = hs
         self._prev_soft = soft
         self._msgs = []
         self._snapshot_out = None

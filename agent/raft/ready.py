@@ -51,6 +51,10 @@ class Ready:
     """One batch of work for the shell. Fields that did not change are ``None`` / empty."""
 
     hard_state: HardState | None
+    """Set when the term or the vote changed (it then also carries the commit index of
+    the moment). A commit index alone is volatile state and is not written for its own
+    sake: a restarted node re-applies what its last hard state says is committed and
+    learns the rest from the leader."""
     #: Delete log entries from this index on before appending ``entries``.
     truncate_from: int | None
     entries: tuple[Entry, ...]

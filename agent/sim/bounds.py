@@ -48,7 +48,9 @@ def down_bound(t: TimingConfig, a: Assumptions) -> DownBound:
     election_timeout = 2 * t.election_ticks * t.raft_tick * k  # randomised in [E, 2E) ticks
     election_round = d + election_timeout + t.raft_tick * k + 2 * d + (2 * d + 2 * f)
     decide = t.chores_interval * k + f  # the next chores, after the Ready in flight if any
-    commit = 2 * f + 2 * d + f + f  # leader's log, follower's log and answer, commit index
+    # the leader's log, a follower's log and its answer (the commit index itself is not
+    # written), and one more fsync for a Ready already in the disk thread
+    commit = f + d + f + d + f
     return DownBound(
         detect=detect, election_round=election_round, decide_and_commit=decide + commit
     )

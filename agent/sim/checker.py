@@ -108,7 +108,6 @@ class RecordingStore:
 
     def save_hard_state(self, hs: HardState) -> None:
         self.mem.save_hard_state(hs)
-        self.checker.guard(self.checker.committed, self.name, self)
 
     def save_snapshot(self, snap: Snapshot) -> None:
         self.mem.save_snapshot(snap)
@@ -134,7 +133,6 @@ class Checker:
         self.roles: dict[str, RaftRole] = {}
         self.attempts = 0
         """Election attempts (a monitor turning pre-candidate) since the counter was reset."""
-        self.commit_seen: dict[str, int] = {}
         self.committed_facts: dict[int, tuple[int, bytes]] = {}
         self.first_written: dict[tuple[int, int], float] = {}
         self.downs: list[tuple[float, str]] = []
@@ -263,13 +261,10 @@ class Checker:
                     f"throughout the last {now - start:.2f} s"
                 )
 
-    def committed(self, monitor: str, store: RecordingStore) -> None:
-        commit = store.mem.hard_state.commit
-        seen = self.commit_seen.get(monitor, 0)
-        if commit <= seen:
-            return
-        self.commit_seen[monitor] = commit
-        for index in range(max(seen, store.mem.snap_index) + 1, commit + 1):
+    def applied(self, monitor: str, store: RecordingStore, after: int, upto: int) -> None:
+        """``monitor``'s state machine applied entries ``after + 1 .. upto`` (only
+        committed entries are applied: the commit index itself is volatile)."""
+        for index in range(max(after, store.mem.snap_index) + 1, upto + 1):
             entry = store.entry(index)
             if entry is None:
                 continue

@@ -111,6 +111,8 @@ class World:
         self.nodes: dict[str, Node] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._maps_seen: dict[str, ClusterMap] = {}
+        self._applied: dict[str, int] = {}
+        """Per monitor, since its last boot: the last index the checker saw it apply."""
         self.stats = SimStats()
         self.chaos = Chaos(self)
         self._failure: BaseException | None = None
@@ -170,6 +172,10 @@ class World:
                 mon = services.monitor
                 if mon is not None:
                     roles[name] = (mon.role, mon.term)
+                    upto = mon.machine.applied_index
+                    if upto > self._applied[name]:
+                        self.checker.applied(name, self.stores[name], self._applied[name], upto)
+                        self._applied[name] = upto
                     own = mon.cmap
                     if own is not seen.get(name + "/mon"):
                         seen[name + "/mon"] = own
@@ -249,6 +255,7 @@ class World:
         node = context.run(
             Node, self.conf(name), self.records[name].public_key, self.allowlist, env
         )
+        self._applied[name] = 0
         self.nodes[name] = node
         task = self.loop.create_task(node.run(), context=context)
         task.add_done_callback(self._ended)

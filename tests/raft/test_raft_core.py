@@ -314,7 +314,7 @@ def test_snapshot_older_than_commit_is_ignored() -> None:
     assert rd.messages == (AppendResp(2, 1, 1, index=2),)
 
 
-def test_restart_from_persisted_state_reapplies_committed_entries() -> None:
+def test_restart_keeps_term_vote_and_log_and_relearns_the_commit_index() -> None:
     c = elected()
     c.nodes[1].propose(b"a")
     c.stabilize()
@@ -322,9 +322,28 @@ def test_restart_from_persisted_state_reapplies_committed_entries() -> None:
     c.crash(2)
     c.restart(2)
     n2 = c.nodes[2]
-    assert (n2.term, n2.vote, n2.log.committed) == (1, 1, 2)
+    # term, vote and log are durable; the commit index is volatile (Raft, Figure 2): the
+    # node knows what its last hard state said (the vote, at commit 0) ...
+    assert (n2.term, n2.vote, n2.log.committed) == (1, 1, 0)
     assert n2.log.entries == before
-    assert c.applied[2] == [(2, 1, b"a")]
+    assert c.applied[2] == []
+    # ... and re-applies the rest as soon as the leader's heartbeat tells it
+    c.tick([1], count=c.heartbeat_ticks)
+    assert n2.log.committed == 2 and c.applied[2] == [(2, 1, b"a")]
+
+
+def test_a_commit_index_alone_is_not_written_but_a_vote_is() -> None:
+    c = elected()
+    written = {i: c.stores[i].hard_state for i in c.ids}
+    c.nodes[1].propose(b"a")
+    c.stabilize()
+    c.tick(count=c.heartbeat_ticks)  # the followers learn the new commit index too
+    assert all(c.nodes[i].log.committed == 2 for i in c.ids)
+    assert {i: c.stores[i].hard_state for i in c.ids} == written  # no write for a commit
+    c.nodes[1].transfer_leadership(2)  # node 2 campaigns at once: a new term and a vote
+    c.stabilize()
+    hs = c.stores[2].hard_state
+    assert (hs.term, hs.vote) == (2, 2) and hs.commit >= 2  # written, with the commit index
 
 
 # -- leader transfer -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from agent.clustermap import ClusterMap, NodeChange, SetNodeStates, encode_command
 from agent.config import TimingConfig
-from agent.raft import Entry, EntryKind, HardState, RaftRole
+from agent.raft import Entry, EntryKind, RaftRole
 from agent.record import NodeRecord
 from agent.sim.bounds import Assumptions
 from agent.sim.checker import Checker, RecordingStore, Violation
@@ -61,9 +61,9 @@ def test_a_changed_committed_entry_is_caught() -> None:
     a, b = RecordingStore("n1", c), RecordingStore("n2", c)
     a.mem.append((Entry(1, 1, EntryKind.NORMAL, b"x"),))
     b.mem.append((Entry(1, 2, EntryKind.NORMAL, b"y"),))
-    a.save_hard_state(HardState(term=1, vote=0, commit=1))
+    c.applied("n1", a, 0, 1)
     with pytest.raises(Violation, match="n2 committed entry 1 as term 2"):
-        b.save_hard_state(HardState(term=2, vote=0, commit=1))
+        c.applied("n2", b, 0, 1)
 
 
 def test_heard_throughout_needs_no_gap_as_long_as_dead_after() -> None:
@@ -118,5 +118,6 @@ def test_commits_of_down_are_recorded_with_their_time() -> None:
     down = SetNodeStates(changes=(NodeChange(name="n4", state="down"),), at=0.0)
     store.append((Entry(1, 1, EntryKind.NORMAL, encode_command(down)),))
     clock.t = 3.5
-    store.save_hard_state(HardState(term=1, vote=1, commit=1))
+    c.applied("n1", store, 0, 1)
+    c.applied("n2", store, 0, 1)  # another monitor applying it later changes nothing
     assert c.downs == [(3.5, "n4")]
