@@ -11,6 +11,7 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,21 +38,30 @@ def leader(lab: Lab) -> str:
     raise RackError("no leader within 30 s")
 
 
+def _watch_election(lab: Lab, watcher: str, old: str, t0: float, out: list[float]) -> None:
+    """Poll one survivor every 5 ms until it names a new leader (its own thread, so the
+    writes below, which can block for their whole deadline, do not delay the reading)."""
+    while time.monotonic() - t0 < 30:
+        with contextlib.suppress(RackError):
+            quorum = lab.status_of(watcher, timeout=0.2).quorum
+            if quorum is not None and quorum.leader not in (None, old):
+                out.append(time.monotonic() - t0)
+                return
+        time.sleep(0.005)
+
+
 def failover_once(lab: Lab, attempt: int) -> tuple[float, float]:
     """Kill the leader; seconds until a survivor names a new leader, and until a write
     sent through a non-monitor node commits (retried every 0.25 s at most)."""
     old = leader(lab)
     watcher = next(m for m in ("n1", "n2", "n3") if m != old)
+    elected: list[float] = []
     t0 = time.monotonic()
     lab.kill(old)
-    elected = None
+    watch = threading.Thread(target=_watch_election, args=(lab, watcher, old, t0, elected))
+    watch.start()
     with lab.client(only="n5") as client:
         while True:
-            if elected is None:
-                with contextlib.suppress(RackError):
-                    quorum = lab.status_of(watcher, timeout=0.2).quorum
-                    if quorum is not None and quorum.leader not in (None, old):
-                        elected = time.monotonic() - t0
             try:
                 reply = client.propose(
                     CreatePool(name=f"failover-{attempt}", k=2, m=1), timeout=0.25
@@ -61,9 +71,10 @@ def failover_once(lab: Lab, attempt: int) -> tuple[float, float]:
             if reply.refused is None:
                 break
     committed = time.monotonic() - t0
+    watch.join()
     lab.boot(old)
     seconds_until_seen(lab, old, "up", ["n5"])
-    return elected if elected is not None else committed, committed
+    return elected[0] if elected else committed, committed
 
 
 def commit_latencies(lab: Lab, count: int) -> list[float]:
@@ -140,7 +151,7 @@ def main() -> int:
             "p99": round(1000 * pct(lat, 99), 2),
             "max": round(1000 * max(lat), 2),
             "commits": len(lat),
-            "note": "one client connection to the leader; includes 2 fsyncs per monitor",
+            "note": "one client connection to the leader; includes the log fsync of the leader and of one follower",
         },
     }
     json.dump(out, sys.stdout, indent=2)

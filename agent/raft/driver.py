@@ -113,24 +113,22 @@ class RaftDriver:
     # ---------------------------------------------------------------- inputs
     def tick(self) -> None:
         """One unit of logical time (queued while busy)."""
-        if self._out is None:
-            self.node.tick()
-        else:
-            self._queued.append(self.node.tick)
+        self._feed(self.node.tick)
 
     def step(self, msg: AnyRaftMessage) -> None:
         """A message from a peer (queued while busy)."""
-        if self._out is None:
-            self.node.step(msg)
-        else:
-            self._queued.append(partial(self.node.step, msg))
+        self._feed(partial(self.node.step, msg))
 
     def campaign(self) -> None:
         """Start an election now (queued while busy)."""
+        self._feed(self.node.campaign)
+
+    def _feed(self, action: Callable[[], None]) -> None:
+        """Run an input now, or, while a Ready is out, once it is finished."""
         if self._out is None:
-            self.node.campaign()
+            action()
         else:
-            self._queued.append(self.node.campaign)
+            self._queued.append(action)
 
     def propose(self, data: bytes) -> int:
         """The core's :meth:`~agent.raft.core.RaftNode.propose`; raises :class:`DriverBusy`
@@ -151,10 +149,7 @@ class RaftDriver:
     def compact(self) -> None:
         """Snapshot the machine at the applied index and drop the log before it (no-op if
         nothing was applied since the last snapshot). While busy it is queued."""
-        if self._out is None:
-            self._compact_now()
-        else:
-            self._queued.append(self._compact_now)
+        self._feed(self._compact_now)
 
     # ---------------------------------------------------------------- the loop
     def next_ready(self) -> Ready | None:

@@ -203,6 +203,10 @@ class MonitorService(Service):
     def _soft_state(self, soft: SoftState) -> None:
         term, leader = self.leadership()
         self.log.info("raft: %s, leader %s, term %d", soft.role, leader, term)
+        if soft.role == RaftRole.LEADER:
+            # say so on the map topic now: nodes forward writes by what they last heard,
+            # and a heartbeat could leave them with the dead leader for another interval
+            self._published_epoch = -1
 
     def _applied(self, entry: Entry, cmd: Command | None, result: Applied) -> None:
         if cmd is not None:
