@@ -151,7 +151,8 @@ def main() -> int:
             "p99": round(1000 * pct(lat, 99), 2),
             "max": round(1000 * max(lat), 2),
             "commits": len(lat),
-            "note": "one client connection to the leader; includes the log fsync of the leader and of one follower",
+            "note": "one client connection to the leader; "
+            "includes the log fsync of the leader and of one follower",
         },
     }
     json.dump(out, sys.stdout, indent=2)
