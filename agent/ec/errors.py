@@ -31,7 +31,7 @@ class InvalidParameters(ECError):
     """k or m is outside what the plugin supports."""
 
     def __init__(self, k: object, m: object, rule: str) -> None:
-        super().__init__(f"Erasure code {k}+{m} is not supported: {rule}.")
+        super().__init__(f"erasure code {k}+{m} is not supported: {rule}")
         self.k = k
         self.m = m
 
@@ -41,7 +41,7 @@ class UnknownPlugin(ECError):
 
     def __init__(self, name: str, known: Iterable[str]) -> None:
         choices = ", ".join(sorted(known))
-        super().__init__(f"Unknown erasure-code plugin {name!r}; choose one of: {choices}.")
+        super().__init__(f"unknown erasure-code plugin {name!r}; choose one of: {choices}")
         self.name = name
 
 
@@ -49,7 +49,7 @@ class PluginUnavailable(ECError):
     """The plugin exists but its optional library cannot be loaded on this host."""
 
     def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"Erasure-code plugin {name!r} is not available on this host: {reason}.")
+        super().__init__(f"erasure-code plugin {name!r} is not available on this host: {reason}")
         self.name = name
 
 
@@ -58,7 +58,7 @@ class InsufficientShards(ECError):
 
     def __init__(self, have: int, need: int) -> None:
         super().__init__(
-            f"Only {have} usable shard(s) are available but {need} are needed to rebuild the data."
+            f"only {have} usable shard(s) are available but {need} are needed to rebuild the data"
         )
         self.have = have
         self.need = need
@@ -68,7 +68,7 @@ class ShardIndexError(ECError):
     """A shard index is not in ``range(k + m)``."""
 
     def __init__(self, index: object, n: int) -> None:
-        super().__init__(f"Shard index {index!r} is out of range; valid indexes are 0 to {n - 1}.")
+        super().__init__(f"shard index {index!r} is out of range; valid indexes are 0 to {n - 1}")
         self.index = index
         self.n = n
 
@@ -79,7 +79,7 @@ class UnequalShards(ECError):
     def __init__(self, lengths: Iterable[int]) -> None:
         seen = sorted(set(lengths))
         super().__init__(
-            f"Shards of one object must have equal lengths, but lengths {seen} were given."
+            f"shards of one object must have equal lengths, but lengths {seen} were given"
         )
         self.lengths = seen
 
@@ -89,8 +89,8 @@ class SizeMismatch(ECError):
 
     def __init__(self, size: int, capacity: int) -> None:
         super().__init__(
-            f"An object of {size} bytes cannot come from these shards, which hold at most "
-            f"{capacity} bytes."
+            f"an object of {size} bytes cannot come from these shards, which hold at most "
+            f"{capacity} bytes"
         )
         self.size = size
         self.capacity = capacity

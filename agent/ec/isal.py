@@ -42,7 +42,7 @@ def _driver(k: int, m: int, ec_type: str) -> Any:
 def _failed(action: str, exc: Exception) -> ECError:
     return ECError(
         f"ISA-L could not {action} the shards, which may be damaged or not ISA-L fragments "
-        f"({type(exc).__name__})."
+        f"({type(exc).__name__})"
     )
 
 

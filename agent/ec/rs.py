@@ -65,7 +65,7 @@ def recovery_matrix(k: int, m: int, inputs: tuple[int, ...], outputs: tuple[int,
     try:
         inverse = mat_inv(g[list(inputs)])
     except SingularMatrix as exc:  # pragma: no cover - impossible for an MDS code
-        raise ECError(f"Shards {list(inputs)} cannot be inverted, which is a codec bug.") from exc
+        raise ECError(f"shards {list(inputs)} cannot be inverted, which is a codec bug") from exc
     return _frozen(mat_mul(g[list(outputs)], inverse))
 
 

@@ -176,26 +176,26 @@ class RaftNode:
         """Add or remove one voter; returns the index of the configuration entry."""
         self._guard()
         if op == ConfOp.BOOTSTRAP:
-            raise ConfChangeRejected("A running cluster cannot be bootstrapped again.")
+            raise ConfChangeRejected("a running cluster cannot be bootstrapped again")
         self._require_writable()
         voters = set(self.log.voters)
         if self.log.conf_index > self.log.committed:
             raise ConfChangeRejected(
-                "A membership change is still being committed; propose the next one after it."
+                "a membership change is still being committed; propose the next one after it"
             )
         if self.log.committed < self._term_start:
             raise ConfChangeRejected(
-                "The new leader has not committed an entry of its term yet; try again shortly."
+                "the new leader has not committed an entry of its term yet; try again shortly"
             )
         if op == ConfOp.ADD:
             if node in voters:
-                raise ConfChangeRejected(f"Node {node} is already a voter.")
+                raise ConfChangeRejected(f"node {node} is already a voter")
             voters.add(node)
         else:
             if node not in voters:
-                raise ConfChangeRejected(f"Node {node} is not a voter.")
+                raise ConfChangeRejected(f"node {node} is not a voter")
             if len(voters) == 1:
-                raise ConfChangeRejected("The last voter of a cluster cannot be removed.")
+                raise ConfChangeRejected("the last voter of a cluster cannot be removed")
             voters.discard(node)
         cc = ConfChange(op=op, node=node, voters=tuple(sorted(voters)))
         return self._append_local(EntryKind.CONF, encode_conf_change(cc))
@@ -208,7 +208,7 @@ class RaftNode:
         if to == self.id:
             return
         if to not in self.progress or to not in self.log.voters:
-            raise TransferRejected(f"Node {to} is not a voter, so it cannot become the leader.")
+            raise TransferRejected(f"node {to} is not a voter, so it cannot become the leader")
         if self.lead_transferee == to:
             return
         self.lead_transferee = to

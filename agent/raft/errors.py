@@ -26,9 +26,9 @@ class NotLeader(RaftError):
     def __init__(self, leader: int | None) -> None:
         self.leader = leader
         if leader is None:
-            text = "This node is not the leader and does not know which node is."
+            text = "this node is not the leader and does not know which node is"
         else:
-            text = f"This node is not the leader; node {leader} is."
+            text = f"this node is not the leader; node {leader} is"
         super().__init__(text)
 
 
@@ -39,8 +39,8 @@ class QuorumLost(RaftError):
         self.reachable = reachable
         self.total = total
         super().__init__(
-            f"The leader reaches only {reachable} of {total} voters, fewer than a majority, "
-            "so it refuses writes."
+            f"the leader reaches only {reachable} of {total} voters, fewer than a majority, "
+            "so it refuses writes"
         )
 
 
@@ -49,7 +49,7 @@ class LeaderTransferring(RaftError):
 
     def __init__(self, target: int) -> None:
         self.target = target
-        super().__init__(f"Leadership is being handed to node {target}, so writes are paused.")
+        super().__init__(f"leadership is being handed to node {target}, so writes are paused")
 
 
 class TransferRejected(RaftError):
@@ -69,6 +69,6 @@ class DriverBusy(RaftError):
 
     def __init__(self) -> None:
         super().__init__(
-            "This node is still persisting its last batch of Raft work, so it cannot take "
-            "a proposal until that is finished."
+            "this node is still persisting its last batch of Raft work, so it cannot take "
+            "a proposal until that is finished"
         )

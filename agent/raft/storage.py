@@ -154,15 +154,15 @@ class DiskStorage:
         except FileNotFoundError:
             return None
         if len(data) < _HEADER.size:
-            raise StorageCorrupt(f"The Raft file {p} is truncated.")
+            raise StorageCorrupt(f"the Raft file {p} is truncated")
         length, crc = _HEADER.unpack_from(data)
         payload = data[_HEADER.size : _HEADER.size + length]
         if len(payload) != length or zlib.crc32(payload) != crc:
-            raise StorageCorrupt(f"The Raft file {p} fails its checksum.")
+            raise StorageCorrupt(f"the Raft file {p} fails its checksum")
         try:
             return dec.decode(payload)
         except msgspec.DecodeError as exc:
-            raise StorageCorrupt(f"The Raft file {p} cannot be decoded.") from exc
+            raise StorageCorrupt(f"the Raft file {p} cannot be decoded") from exc
 
     def _read_log(self) -> None:
         p = self.path / LOG_FILE
@@ -204,8 +204,8 @@ class DiskStorage:
             # Valid-looking data follows the bad record: this is not a torn append but
             # damage inside the log, and cutting here would drop acknowledged entries.
             raise StorageCorrupt(
-                f"The Raft log {p} is damaged at offset {pos} ({problem}) with "
-                f"{len(data) - end} bytes after it; open it with repair=True to cut it there."
+                f"the Raft log {p} is damaged at offset {pos} ({problem}) with "
+                f"{len(data) - end} bytes after it; open it with repair=True to cut it there"
             )
         if problem:
             log.warning(

@@ -56,7 +56,7 @@ def test_parameters_at_the_limits(k: int, m: int) -> None:
 
 def test_errors_are_rack_errors_with_one_sentence() -> None:
     samples = [
-        ec.ECError("Something failed."),
+        ec.ECError("something failed"),
         ec.InsufficientShards(2, 4),
         ec.InvalidParameters(1, 2, "k must be at least 2"),
         ec.PluginUnavailable("isal", "pyeclib cannot be imported"),
@@ -70,8 +70,8 @@ def test_errors_are_rack_errors_with_one_sentence() -> None:
         assert isinstance(err, RackError)
         assert isinstance(err, ec.ECError)
         text = str(err)
-        assert text[0].isupper(), text
-        assert text.endswith("."), text
+        assert text[0].islower(), text
+        assert not text.endswith("."), text
         assert "\n" not in text
         assert text.count(". ") == 0, text
 

@@ -185,7 +185,7 @@ def test_not_leader_names_the_leader() -> None:
     with pytest.raises(NotLeader) as err:
         c.nodes[2].propose(b"x")
     assert err.value.leader == 1
-    assert str(err.value) == "This node is not the leader; node 1 is."
+    assert str(err.value) == "this node is not the leader; node 1 is"
     assert isinstance(err.value, RackError)
 
 
@@ -196,7 +196,7 @@ def test_quorum_lost_before_step_down() -> None:
     with pytest.raises(QuorumLost) as err:
         c.nodes[1].propose(b"x")
     assert (err.value.reachable, err.value.total) == (1, 3)
-    assert str(err.value).endswith(".") and "\n" not in str(err.value)
+    assert not str(err.value).endswith(".") and "\n" not in str(err.value)
 
 
 def test_replicate_and_apply_in_order() -> None:

@@ -267,7 +267,7 @@ def test_propose_while_busy_raises_driver_busy() -> None:
         d.propose(b"b")
     assert isinstance(exc.value, RaftError)
     text = str(exc.value)
-    assert text.endswith(".") and "\n" not in text and "proposal" in text
+    assert not text.endswith(".") and "\n" not in text and "proposal" in text
     assert d.node.log.last_index == 2  # the refused proposal did not reach the core
     persist(store, rd)
     d.finish(rd)
