@@ -166,18 +166,18 @@ class Checker:
 
     # ---- after every step ------------------------------------------------------------
 
-    def leaders(self, roles: dict[str, tuple[RaftRole, int]]) -> None:
-        """Called with every running monitor's (role, term)."""
-        for name, (role, term) in roles.items():
-            if role != self.roles.get(name):
-                self.roles[name] = role
-                if role == RaftRole.PRE_CANDIDATE:
-                    self.attempts += 1
-                if role == RaftRole.LEADER:
-                    other = self.leader_of_term.setdefault(term, name)
-                    if other != name:
-                        raise self.fail(f"two leaders in term {term}: {other} and {name}")
-                    self._note(f"{name} leads in term {term}")
+    def role(self, name: str, role: RaftRole, term: int) -> None:
+        """A running monitor's (role, term) after a step; cheap when nothing changed."""
+        if role is self.roles.get(name):
+            return
+        self.roles[name] = role
+        if role == RaftRole.PRE_CANDIDATE:
+            self.attempts += 1
+        elif role == RaftRole.LEADER:
+            other = self.leader_of_term.setdefault(term, name)
+            if other != name:
+                raise self.fail(f"two leaders in term {term}: {other} and {name}")
+            self._note(f"{name} leads in term {term}")
 
     def cached_map(self, node: str, cmap: ClusterMap) -> None:
         """A node's cache (or a monitor's state machine) now holds ``cmap``."""

@@ -160,27 +160,28 @@ class World:
 
     def _after_step(self) -> None:
         """The per-step invariants: leaders per term, and one map per epoch everywhere."""
+        checker, seen = self.checker, self._maps_seen
         try:
-            roles = {}
-            seen = self._maps_seen
             for name, node in self.nodes.items():
                 services = node.services
                 cached = services.mapcache.cmap
                 if cached is not None and cached is not seen.get(name):
                     seen[name] = cached
-                    self.checker.cached_map(f"{name}'s map cache", cached)
+                    checker.cached_map(f"{name}'s map cache", cached)
                 mon = services.monitor
-                if mon is not None:
-                    roles[name] = (mon.role, mon.term)
-                    upto = mon.machine.applied_index
-                    if upto > self._applied[name]:
-                        self.checker.applied(name, self.stores[name], self._applied[name], upto)
-                        self._applied[name] = upto
-                    own = mon.cmap
-                    if own is not seen.get(name + "/mon"):
-                        seen[name + "/mon"] = own
-                        self.checker.cached_map(f"{name}'s monitor", own)
-            self.checker.leaders(roles)
+                if mon is None:
+                    continue
+                raft = mon.driver.node
+                checker.role(name, raft.role, raft.term)
+                machine = mon.machine
+                if machine.applied_index > self._applied[name]:
+                    checker.applied(
+                        name, self.stores[name], self._applied[name], machine.applied_index
+                    )
+                    self._applied[name] = machine.applied_index
+                if machine.cmap is not seen.get(name + "/mon"):
+                    seen[name + "/mon"] = machine.cmap
+                    checker.cached_map(f"{name}'s monitor", machine.cmap)
         except BaseException as exc:  # stop the world at the first violation
             self._fail(exc)
 

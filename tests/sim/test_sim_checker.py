@@ -35,16 +35,19 @@ def heartbeat_frames(src: str, seq: int, incarnation: int = 1) -> list[bytes]:
 
 def test_two_leaders_in_one_term_are_caught() -> None:
     c = checker(Clock())
-    c.leaders({"n1": (RaftRole.LEADER, 3), "n2": (RaftRole.FOLLOWER, 3)})
+    c.role("n1", RaftRole.LEADER, 3)
+    c.role("n2", RaftRole.FOLLOWER, 3)
+    c.role("n1", RaftRole.FOLLOWER, 4)
     with pytest.raises(Violation, match="two leaders in term 3: n1 and n2"):
-        c.leaders({"n1": (RaftRole.FOLLOWER, 4), "n2": (RaftRole.LEADER, 3)})
+        c.role("n2", RaftRole.LEADER, 3)
 
 
 def test_election_attempts_are_counted() -> None:
     c = checker(Clock())
-    c.leaders({"n1": (RaftRole.PRE_CANDIDATE, 1)})
-    c.leaders({"n1": (RaftRole.CANDIDATE, 2)})
-    c.leaders({"n1": (RaftRole.PRE_CANDIDATE, 2)})
+    for role, term in ((RaftRole.PRE_CANDIDATE, 1), (RaftRole.PRE_CANDIDATE, 1)):
+        c.role("n1", role, term)  # the same role again is not a new attempt
+    c.role("n1", RaftRole.CANDIDATE, 2)
+    c.role("n1", RaftRole.PRE_CANDIDATE, 2)
     assert c.attempts == 2
 
 
