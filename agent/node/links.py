@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 
 import zmq
@@ -23,8 +22,6 @@ from agent.node.security import make_curve_client
 from agent.node.transport import Spawn
 from agent.record import NodeRecord
 from agent.wire import HEARTBEAT_PREFIX, MAP_TOPIC
-
-log = logging.getLogger(__name__)
 
 RECONNECT_MS = (100, 1000)
 """First and longest reconnect interval."""

@@ -150,7 +150,13 @@ class Node:
             return
         self.env.transport.connect(peer)
         self._peers[peer.name] = peer
-        log.info("admitted peer %s at %s (rpc %d, pub %d)", *_where(peer))
+        log.info(
+            "admitted peer %s at %s (rpc %d, pub %d)",
+            peer.name,
+            peer.address,
+            peer.rpc_port,
+            peer.pub_port,
+        )
 
     # ---- sending -----------------------------------------------------------------------
 
@@ -280,7 +286,3 @@ class Node:
             reply = (ErrorReply(rid=rid, code=ErrorCode.INTERNAL, message="the node hit a bug"), ())
         if route is not None:
             self.env.transport.reply(route, encode(*reply))
-
-
-def _where(peer: NodeRecord) -> tuple[str, str, int, int]:
-    return peer.name, peer.address, peer.rpc_port, peer.pub_port

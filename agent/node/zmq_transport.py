@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
@@ -20,8 +18,6 @@ from agent.node.links import PeerSocket, send_nowait
 from agent.node.security import make_curve_server, start_authenticator
 from agent.node.transport import Inbound, Spawn
 from agent.record import NodeRecord
-
-log = logging.getLogger(__name__)
 
 PUB_HWM = 100
 """Heartbeats queued per subscriber before the oldest are dropped (they go stale anyway)."""

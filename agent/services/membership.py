@@ -9,7 +9,7 @@ each monitor which peers its detector finds dead and which alive, for the vote.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import msgspec
@@ -39,6 +39,8 @@ class Membership(Service):
         self.detector = FailureDetector(self.timing.suspect_after, self.timing.dead_after)
         self.beats: dict[str, Heartbeat] = {}
         """The latest heartbeat heard from each peer."""
+        self.published: Heartbeat | None = None
+        """The last heartbeat this node published (its disks measured then)."""
         self.listeners: list[HeartbeatListener] = []
         self.contributors: list[Service] = []
         """Services whose heartbeat fields go into ours."""
@@ -78,7 +80,8 @@ class Membership(Service):
 
         def beat() -> None:
             self.seq += 1
-            self.ctx.publish(topic, self.describe_self())
+            self.published = self.describe_self()
+            self.ctx.publish(topic, self.published)
 
         await every(self.ctx.clock, self.timing.heartbeat_interval, beat)
 
@@ -140,6 +143,3 @@ class Membership(Service):
         await every(
             self.ctx.clock, self.timing.report_interval, report, first=self.timing.report_interval
         )
-
-    def last_heartbeats(self) -> Mapping[str, Heartbeat]:
-        return self.beats

@@ -282,7 +282,8 @@ class MonitorService(Service):
             return
         clock = self.ctx.clock
         now = clock.monotonic()
-        beats = [self.membership.describe_self(), *self.membership.last_heartbeats().values()]
+        own = self.membership.published or self.membership.describe_self()
+        beats = [own, *self.membership.beats.values()]
         nodes, osds = heard(beats, self.ctx.allowlist)
         wall = clock.wall()
         decided = self.tally.decide(self.cmap, now, wall=wall)

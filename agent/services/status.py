@@ -35,7 +35,7 @@ class StatusService(Service):
             me=self.membership.describe_self(),
             now=now,
             views=self.membership.detector.views(now),
-            beats=self.membership.last_heartbeats(),
+            beats=self.membership.beats,
             peers=self.ctx.peers,
             cmap=self.mapcache.cmap,
             enrolled=[e.name for e in self.ctx.allowlist.nodes()],

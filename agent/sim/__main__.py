@@ -8,6 +8,7 @@ python -m agent.sim --seeds 50 --broken single-report-vote   show the checker ca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -55,16 +56,8 @@ def _replay(seed: int, tally: TallyFactory, *, trace: bool) -> int:
         print(json.dumps({"seed": seed, "ok": False, "violation": str(exc)}))
         return 1
     out = {"seed": seed, "ok": True, "seconds": round(time.perf_counter() - began, 3)}
-    print(
-        json.dumps(
-            {**out, **vars(stats)} if not hasattr(stats, "__slots__") else {**out, **_fields(stats)}
-        )
-    )
+    print(json.dumps({**out, **dataclasses.asdict(stats)}))
     return 0
-
-
-def _fields(stats: object) -> dict[str, object]:
-    return {k: getattr(stats, k) for k in stats.__slots__}  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -137,11 +137,12 @@ class Checker:
         self.first_written: dict[tuple[int, int], float] = {}
         self.downs: list[tuple[float, str]] = []
         """(time committed, node) of every committed ``down``."""
+        self.on_down: Callable[[str, float], None] | None = None
+        """Told of each committed ``down`` (a probe waits on it)."""
         self.map_digest: dict[int, int] = {}
         self.hearing: dict[tuple[str, str], _Hearing] = {}
         self.maps: Callable[[str], ClusterMap | None] = lambda _n: None
         self.on_violation: Callable[[Violation], None] = _reraise
-        self.timing = timing
         k = 1.0 / (1.0 - assume.drift)
         self.gap = timing.dead_after / (1.0 + assume.drift) - 1e-6
         """Shortest true silence after which some node's detector may call a peer dead."""
@@ -288,3 +289,5 @@ class Checker:
                 self._note(f"committed: {change.name} {change.state} (index {entry.index})")
                 if change.state == "down":
                     self.downs.append((self.now(), change.name))
+                    if self.on_down is not None:
+                        self.on_down(change.name, self.now())

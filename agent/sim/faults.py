@@ -109,8 +109,6 @@ class Chaos:
                 self.world.boot(name)
         self.world.event("heal everything, calm network, boot every node")
 
-    # ---- liveness and the bound --------------------------------------------------------
-
 
 class Probe:
     """Pull the power of one node (or cut it off) and time the vote."""
@@ -119,39 +117,48 @@ class Probe:
         self.world = world
 
     async def run(self, calm_after: float) -> None:
+        w = self.world
         # messages sent before the heal may still be on their way, as slow as they were
-        await asyncio.sleep(max(0.0, calm_after - self.world.loop.time()))
-        victim = self.world.rng.choice(self.world.names)
-        isolate = self.world.rng.random() < 0.5
-        start = self.world.loop.time()
-        self.world.checker.attempts = 0
-        seen = len(self.world.checker.downs)
+        await asyncio.sleep(max(0.0, calm_after - w.loop.time()))
+        victim = w.rng.choice(w.names)
+        isolate = w.rng.random() < 0.5
+        start = w.loop.time()
+        w.checker.attempts = 0
+        voted: asyncio.Future[float] = w.loop.create_future()
+
+        def on_down(name: str, at: float) -> None:
+            if name == victim and not voted.done():
+                voted.set_result(at)
+
+        w.checker.on_down = on_down
         if isolate:
-            for other in self.world.names:
+            for other in w.names:
                 if other != victim:
-                    self.world.net.cut(victim, other)
-                    self.world.net.cut(other, victim)
+                    w.net.cut(victim, other)
+                    w.net.cut(other, victim)
         else:
-            self.world.kill(victim)
-        self.world.event(f"probe: {'cut off' if isolate else 'pull the power of'} {victim}")
-        while not any(n == victim for _, n in self.world.checker.downs[seen:]):
-            if self.world.loop.time() - start > self.world.cfg.probe_timeout_s:
-                raise self.world.checker.fail(
-                    f"{victim} was not voted down within {self.world.cfg.probe_timeout_s:g} s"
-                )
-            await asyncio.sleep(0.001)
-        took = next(t for t, n in self.world.checker.downs[seen:] if n == victim) - start
-        bound = self.world.bound.seconds(self.world.checker.attempts)
-        self.world.stats.probe_seconds.append(round(took, 4))
-        self.world.stats.probe_bounds.append(round(bound, 4))
-        self.world.event(f"probe: {victim} voted down after {took:.3f} s (bound {bound:.3f} s)")
+            w.kill(victim)
+        w.event(f"probe: {'cut off' if isolate else 'pull the power of'} {victim}")
+        try:
+            async with asyncio.timeout(w.cfg.probe_timeout_s):
+                took = await voted - start
+        except TimeoutError:
+            raise w.checker.fail(
+                f"{victim} was not voted down within {w.cfg.probe_timeout_s:g} s"
+            ) from None
+        finally:
+            w.checker.on_down = None
+        bound = w.bound.seconds(w.checker.attempts)
+        w.stats.probe_seconds.append(round(took, 4))
+        w.stats.probe_bounds.append(round(bound, 4))
+        w.event(f"probe: {victim} voted down after {took:.3f} s (bound {bound:.3f} s)")
         if took > bound:
-            raise self.world.checker.fail(
+            raise w.checker.fail(
                 f"{victim} was voted down {took:.3f} s after it went, over the bound of "
-                f"{bound:.3f} s ({self.world.checker.attempts} election attempts)"
+                f"{bound:.3f} s ({w.checker.attempts} election attempts)"
             )
-        self.world.net.heal()
-        self.world.boot(victim)
-        await self.world.wait_formed(
-            f"the rack did not form again within {self.world.cfg.form_within_s:g} s of the probe"
+        w.net.heal()
+        w.boot(victim)
+        await w.wait_formed(
+            f"the rack did not form again within {w.cfg.form_within_s:g} s of the probe"
         )

@@ -42,7 +42,7 @@ class Summary:
     first_violation: str | None
     probe_median_s: float | None
     probe_max_s: float | None
-    probe_max_margin_s: float | None
+    probe_min_margin_s: float | None
     """Smallest gap between a probe's time and its bound (how close the bound came)."""
     virtual_s: float
 
@@ -88,6 +88,6 @@ def run_seeds(
         first_violation=failures[0][1] if failures else None,
         probe_median_s=probes[len(probes) // 2] if probes else None,
         probe_max_s=probes[-1] if probes else None,
-        probe_max_margin_s=round(min(margins), 4) if margins else None,
+        probe_min_margin_s=round(min(margins), 4) if margins else None,
         virtual_s=round(sum(s.virtual_s for s in stats), 1),
     )
