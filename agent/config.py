@@ -229,7 +229,9 @@ def load_client_config(path: str | os.PathLike[str]) -> ClientConfig:
         _check_address(where, "nodes.address", n.address)
         for port in (n.rpc_port, n.pub_port):
             if not 0 < port < 65536:
-                raise ConfigError(f"config file {where}: field 'nodes.*_port': {port} is no port")
+                raise ConfigError(
+                    f"config file {where}: field 'nodes.*_port': {port} is not a port (1-65535)"
+                )
     return conf
 
 

@@ -96,3 +96,20 @@ def test_client_config_needs_nodes(tmp_path: Path) -> None:
     )
     conf = load_client_config(path)
     assert conf.nodes[0].rpc_port == 7100 and conf.keys.secret == str(tmp_path / "a")
+
+
+CLIENT = 'cluster = "lab-1"\n[keys]\nsecret = "a"\nallowlist = "b"\n[[nodes]]\nname = "n1"\n'
+
+
+def test_a_typo_in_a_client_node_entry_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text(CLIENT + 'address = "10.0.0.1"\nrcp_port = 7100\n')
+    with pytest.raises(ConfigError, match=r"field 'nodes\.rcp_port' is not a known setting"):
+        load_client_config(path)
+
+
+def test_a_client_node_port_out_of_range_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "client.toml"
+    path.write_text(CLIENT + 'address = "10.0.0.1"\npub_port = 70000\n')
+    with pytest.raises(ConfigError, match=r"70000 is not a port \(1-65535\)"):
+        load_client_config(path)
