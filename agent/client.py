@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import msgspec
 import zmq
 
-from agent.clustermap import Command, encode_command
+from agent.clustermap import ClusterMap, Command, decode_map, encode_command
 from agent.config import ClientConfig
 from agent.enrolment import Allowlist
 from agent.errors import KeyringError, RemoteError, RpcTimeout, WireError
@@ -26,7 +26,10 @@ from agent.wire import (
     ClusterStatus,
     ErrorReply,
     Heartbeat,
+    MapReply,
+    MapRequest,
     Message,
+    Payload,
     ProposeReply,
     ProposeRequest,
     StatusReply,
@@ -80,6 +83,12 @@ class Client:
         self, endpoints: list[NodeRecord], frames: list[bytes], rid: int, timeout: float
     ) -> Message | None:
         """Send ``frames`` to each endpoint at once; the first reply with ``rid``, or None."""
+        answer = self._request_payload(endpoints, frames, rid, timeout)
+        return None if answer is None else answer[0]
+
+    def _request_payload(
+        self, endpoints: list[NodeRecord], frames: list[bytes], rid: int, timeout: float
+    ) -> tuple[Message, Payload] | None:
         poller = zmq.Poller()
         sockets = []
         try:
@@ -94,14 +103,14 @@ class Client:
             while (left := deadline - time.monotonic()) > 0:
                 for sock, _ in poller.poll(int(left * 1000)):
                     try:
-                        reply, _ = decode(sock.recv_multipart())
+                        reply, payload = decode(sock.recv_multipart())
                     except WireError:
                         continue
                     if getattr(reply, "rid", None) != rid:
                         continue
                     if isinstance(reply, ErrorReply):
                         raise remote_error(reply)
-                    return reply
+                    return reply, payload
         finally:
             for sock in sockets:
                 sock.close(linger=0)
@@ -171,6 +180,23 @@ class Client:
             if node.address and node.rpc_port and node.pub_port and key:
                 out[node.name] = msgspec.structs.replace(node.as_record(), public_key=key)
         return list(out.values())
+
+    def cluster_map(self, timeout: float | None = None) -> ClusterMap:
+        """The cluster map, from the first node that answers (placement of objects)."""
+        timeout = self.conf.timeout if timeout is None else timeout
+        rid = next(_rids)
+        answer = self._request_payload(
+            self.endpoints(), encode(MapRequest(rid=rid, have_epoch=0)), rid, timeout
+        )
+        if answer is None:
+            raise RpcTimeout(f"no node answered with the cluster map within {timeout:g} s")
+        reply, payload = answer
+        if not isinstance(reply, MapReply) or not payload:
+            raise WireError("the node has no cluster map yet; wait for the rack to form")
+        try:
+            return decode_map(payload[0])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise WireError(f"the cluster map does not decode: {exc}") from None
 
     def status(self, timeout: float | None = None) -> ClusterStatus:
         reply = self.call_any(lambda rid: StatusRequest(rid=rid), timeout)

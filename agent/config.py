@@ -18,7 +18,13 @@ import msgspec
 
 from agent.errors import ConfigError
 from agent.names import BadName, check_name
-from agent.record import DEFAULT_PUB_PORT, DEFAULT_RPC_PORT, NodeRecord, NodeRole
+from agent.record import (
+    DEFAULT_DATA_PORT,
+    DEFAULT_PUB_PORT,
+    DEFAULT_RPC_PORT,
+    NodeRecord,
+    NodeRole,
+)
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=3600)]
@@ -61,6 +67,22 @@ class TimingConfig(_Strict, frozen=True, kw_only=True):
     """A node down this long is marked out, and its data starts moving (recovery)."""
 
 
+class StorageConfig(_Strict, frozen=True, kw_only=True):
+    """The OSDs of this node: how much of each disk stays free, and the collector."""
+
+    reserve_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 * 1024 * 1024
+    """Shard writes are refused when a disk has less free space than this, so metadata,
+    deletions and the collector can still run on a full disk."""
+    gc_interval: Seconds = 60.0
+    """How often each OSD looks for shards no object version needs."""
+    gc_superseded_after: Seconds = 600.0
+    """Shards of a replaced or removed version are deleted this long after the newer
+    version was written (a reader of the old version has this long to finish)."""
+    gc_orphan_after: Seconds = 3600.0
+    """Shards that no committed version names (a failed or killed writer) are deleted
+    when this old; it must exceed the longest put."""
+
+
 class DiscoveryConfig(_Strict, frozen=True, kw_only=True):
     enabled: bool = True
 
@@ -71,6 +93,7 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
     bind: str
     rpc_port: Port = DEFAULT_RPC_PORT
     pub_port: Port = DEFAULT_PUB_PORT
+    data_port: Port = DEFAULT_DATA_PORT
     roles: tuple[NodeRole, ...] = ("osd", "compute")
     monitors: tuple[str, ...] = ()
     """The initial monitors (node names), the same list on every node; odd, 1, 3 or 5."""
@@ -78,6 +101,7 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
     disks: tuple[str, ...] = ()
     keys: KeysConfig
     timing: TimingConfig = TimingConfig()
+    storage: StorageConfig = StorageConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -90,6 +114,7 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
             pub_port=self.pub_port,
             public_key=public_key,
             roles=self.roles,
+            data_port=self.data_port if "osd" in self.roles else 0,
         )
 
 
@@ -193,8 +218,12 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
     conf = _parse(where, NodeConfig)
     _check_names(where, [("cluster", conf.cluster), ("node", conf.node)])
     _check_address(where, "bind", conf.bind)
-    if conf.rpc_port == conf.pub_port:
-        raise ConfigError(f"config file {where}: field 'pub_port': must differ from rpc_port")
+    if len({conf.rpc_port, conf.pub_port, conf.data_port}) < 3:
+        raise ConfigError(
+            f"config file {where}: fields 'rpc_port', 'pub_port' and 'data_port' must differ"
+        )
+    if len(set(conf.disks)) != len(conf.disks):
+        raise ConfigError(f"config file {where}: field 'disks': a disk is listed twice")
     t = conf.timing
     if not t.heartbeat_interval < t.suspect_after < t.dead_after:
         raise ConfigError(
@@ -227,7 +256,7 @@ def load_client_config(path: str | os.PathLike[str]) -> ClientConfig:
         raise ConfigError(f"config file {where}: field 'nodes': list at least one node")
     for n in conf.nodes:
         _check_address(where, "nodes.address", n.address)
-        for port in (n.rpc_port, n.pub_port):
+        for port in (n.rpc_port, n.pub_port, n.data_port or 1):
             if not 0 < port < 65536:
                 raise ConfigError(
                     f"config file {where}: field 'nodes.*_port': {port} is not a port (1-65535)"

@@ -80,3 +80,23 @@ class LeadershipChanged(RackError):
 
 class Busy(RackError):
     """The receiver cannot take this now (a leader transfer, say); retry shortly."""
+
+
+class NotFound(RackError):
+    """The object, shard or pool asked for does not exist."""
+
+
+class DataCorrupt(RackError):
+    """Stored bytes fail their checksum; they are reported and never returned."""
+
+
+class OutOfSpace(RackError):
+    """A disk has no room for the write (or only its reserve is left)."""
+
+
+class StorageFault(RackError):
+    """A disk failed an operation (an I/O error, a refused disk)."""
+
+
+class NotEnoughShards(RackError):
+    """Too few OSDs took or returned a chunk's shards for the operation to be safe."""

@@ -18,6 +18,7 @@ newer version with a role we do not know is still understood."""
 
 DEFAULT_RPC_PORT = 7100
 DEFAULT_PUB_PORT = 7101
+DEFAULT_DATA_PORT = 7102
 
 
 class NodeRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,6 +34,8 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True):
     pub_port: int = DEFAULT_PUB_PORT
     public_key: str = ""
     roles: tuple[str, ...] = ()
+    data_port: int = 0
+    """The data plane's ROUTER (shard bytes); 0 for a node that serves no disks."""
 
     @property
     def rpc_endpoint(self) -> str:
@@ -41,6 +44,10 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def pub_endpoint(self) -> str:
         return f"tcp://{self.address}:{self.pub_port}"
+
+    @property
+    def data_endpoint(self) -> str:
+        return f"tcp://{self.address}:{self.data_port}"
 
     def as_record(self) -> NodeRecord:
         """Only the record's fields (of a subclass such as the map's ``NodeInfo``)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "agent"
-PURE_PACKAGES = ("raft", "clustermap", "placement", "ec", "core", "wire")
+PURE_PACKAGES = ("raft", "clustermap", "placement", "ec", "core", "wire", "objects")
 PURE_MODULES = ("record", "enrolment", "names", "errors")
 NOT_PURE = {
     "agent.raft.storage": "the Raft log on disk: the package's one I/O module, by design",

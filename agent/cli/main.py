@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.text import Text
 
 from agent import __version__
+from agent.cli.objects import add_commands
 from agent.cli.render import console, heartbeat_line, nodes_table, status_json, summary_line
 from agent.client import Client
 from agent.clustermap import CreatePool
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--plugin", default="rs", choices=["rs", "isal"])
     pc.add_argument("--pg-num", type=int, default=64)
     pc.add_argument("--failure-domain", default="host", choices=["host", "osd", "rack"])
+    add_commands(sub, pool, lambda fn: lambda args: fn(args, lambda: _client(args)))
 
     keys = sub.add_parser("keys", help="the cluster keyring").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"

@@ -103,3 +103,20 @@ def remove_all(lab_id: str) -> None:
             name = parts[1].strip().split("@")[0]
             if name.startswith(f"rcv{lab_id}n") or name == bridge_name(lab_id):
                 ip("link", "delete", name, check=False)
+
+
+def mount_tmpfs(path: Path, mib: int) -> None:
+    """A small disk for the lab (root): a tmpfs of ``mib`` MiB mounted on ``path``."""
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={mib}m,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"cannot mount a {mib} MiB tmpfs on {path}: {proc.stderr.strip()}")
+
+
+def unmount(path: Path) -> None:
+    """Unmount a lab disk; one that is not mounted any more is fine."""
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)

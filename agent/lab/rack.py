@@ -33,7 +33,7 @@ from agent.errors import LabError, RackError
 from agent.keys import create_keyring
 from agent.lab import netns, state
 from agent.lab.state import LabNode, LabState, Mode
-from agent.record import NodeRecord
+from agent.record import DEFAULT_DATA_PORT, NodeRecord
 from agent.wire import ClusterStatus
 
 CLIENT = "admin"
@@ -61,6 +61,15 @@ def choose_mode(requested: str) -> Mode:
 def monitor_names(nodes: list[str]) -> list[str]:
     """Three monitors (the first three nodes), or one in a rack of fewer than three."""
     return nodes[:3] if len(nodes) >= 3 else nodes[:1]
+
+
+LAB_STORAGE = {
+    "reserve_bytes": 1024 * 1024,
+    "gc_interval": 5.0,
+    "gc_superseded_after": 10.0,
+    "gc_orphan_after": 60.0,
+}
+"""The lab collects garbage within seconds, so it can be watched (production: minutes)."""
 
 
 def _free_port_block(count: int) -> int:
@@ -104,22 +113,33 @@ class Lab:
         nodes: int,
         mode: str = "auto",
         timing: TimingConfig = DEFAULT_TIMING,
+        *,
         timeout: float = 60.0,
+        disks: int = 2,
+        disk_mib: int | None = None,
     ) -> float:
-        """Build the rack; returns seconds until it was formed in every node's view."""
+        """Build the rack; returns seconds until it was formed in every node's view.
+
+        Every node gets ``disks`` disks, directories of the lab's filesystem; with
+        ``disk_mib`` (root only) each is a tmpfs of that size, so a disk can be filled.
+        """
         if not 1 <= nodes <= 32:
             raise LabError(f"a lab rack has 1 to 32 nodes, not {nodes}")
+        if not 0 <= disks <= 8:
+            raise LabError(f"a lab node has 0 to 8 disks, not {disks}")
+        if disk_mib is not None and os.geteuid() != 0:
+            raise LabError("small disks (--disk-mib) are tmpfs mounts and need root")
         existing = state.load(self.dir)
         if existing is not None:
             raise LabError(f"a lab is already up in {self.dir}; run 'rack lab down' first")
         chosen = choose_mode(mode)
         started = time.monotonic()
-        st = LabState(lab_id=os.urandom(2).hex(), mode=chosen)
+        st = LabState(lab_id=os.urandom(2).hex(), mode=chosen, disks=disks)
         for sub in ("keys", "nodes"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
         state.save(self.dir, st)  # before anything exists, so 'down' can always clean up
         try:
-            self._build(st, nodes, timing)
+            self._build(st, nodes, timing, disk_mib)
             self.progress(
                 f"started {nodes} agents ({chosen} mode); waiting for them to see each other"
             )
@@ -132,7 +152,7 @@ class Lab:
             raise
         return time.monotonic() - started
 
-    def _build(self, st: LabState, count: int, timing: TimingConfig) -> None:
+    def _build(self, st: LabState, count: int, timing: TimingConfig, disk_mib: int | None) -> None:
         names = [f"n{i}" for i in range(1, count + 1)]
         create_keyring(self.dir / "keys", names, [CLIENT], cluster=f"lab-{st.lab_id}")
         if st.mode == "netns":
@@ -145,7 +165,9 @@ class Lab:
             )
             for i, name in enumerate(names, start=1):
                 node = LabNode(
-                    record=NodeRecord(name=name, address=str(hosts[10 + i - 1])),
+                    record=NodeRecord(
+                        name=name, address=str(hosts[10 + i - 1]), data_port=DEFAULT_DATA_PORT
+                    ),
                     netns=netns.netns_name(st.lab_id, name),
                     veth=netns.veth_name(st.lab_id, i),
                 )
@@ -159,40 +181,54 @@ class Lab:
                     ipaddress.IPv4Interface(f"{node.record.address}/{subnet.prefixlen}"),
                 )
         else:
-            base = _free_port_block(2 * count)
+            base = _free_port_block(3 * count)
             for i, name in enumerate(names):
                 st.nodes.append(
                     LabNode(
                         record=NodeRecord(
                             name=name,
                             address="127.0.0.1",
-                            rpc_port=base + 2 * i,
-                            pub_port=base + 2 * i + 1,
+                            rpc_port=base + 3 * i,
+                            pub_port=base + 3 * i + 1,
+                            data_port=base + 3 * i + 2,
                         )
                     )
                 )
         state.save(self.dir, st)
         for node in st.nodes:
+            self._make_disks(st, node, disk_mib)
             self._write_node_config(st, node, timing)
         self._write_client_config(st)
         for node in st.nodes:
             self._start(st, node)
         state.save(self.dir, st)
 
+    def disk_dirs(self, st: LabState, name: str) -> list[Path]:
+        return [self.node_dir(name) / f"disk{i}" for i in range(st.disks)]
+
+    def _make_disks(self, st: LabState, node: LabNode, disk_mib: int | None) -> None:
+        for disk in self.disk_dirs(st, node.name):
+            disk.mkdir(parents=True, exist_ok=True)
+            if disk_mib is not None:
+                st.mounts.append(str(disk))
+                state.save(self.dir, st)
+                netns.mount_tmpfs(disk, disk_mib)
+
     def _write_node_config(self, st: LabState, node: LabNode, timing: TimingConfig) -> None:
         home = self.node_dir(node.name)
         monitors = monitor_names([n.name for n in st.nodes])
-        (home / "disk0").mkdir(parents=True, exist_ok=True)
         conf = {
             "cluster": f"lab-{st.lab_id}",
             "node": node.name,
             "bind": node.record.address,
             "rpc_port": node.record.rpc_port,
             "pub_port": node.record.pub_port,
+            "data_port": node.record.data_port,
             "roles": (["mon"] if node.name in monitors else []) + ["osd", "compute"],
             "monitors": monitors,
             "data_dir": str(home / "data"),
-            "disks": [str(home / "disk0")],
+            "disks": [str(d) for d in self.disk_dirs(st, node.name)],
+            "storage": LAB_STORAGE,
             "keys": {
                 "secret": str(self.dir / "keys" / "secret" / f"{node.name}.key"),
                 "allowlist": str(self.dir / "keys" / "allowlist.toml"),
@@ -340,6 +376,8 @@ class Lab:
         _signal([p for p in pids if _running(p)], signal.SIGKILL)
         for pid in pids:
             _reap(pid)
+        for mount in st.mounts:
+            netns.unmount(Path(mount))
         if st.mode == "netns":
             netns.remove_all(st.lab_id)
         state.state_path(self.dir).unlink(missing_ok=True)

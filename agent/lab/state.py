@@ -37,6 +37,10 @@ class LabState(msgspec.Struct, kw_only=True):
     mode: Mode
     bridge: str | None = None
     subnet: str | None = None
+    disks: int = 2
+    """Disks per node: directories under each node's home (``disk0``, ``disk1``, ...)."""
+    mounts: list[str] = msgspec.field(default_factory=list)
+    """Small tmpfs disks the lab mounted (``--disk-mib``), unmounted by ``down``."""
     nodes: list[LabNode] = msgspec.field(default_factory=list)
 
     def node(self, name: str) -> LabNode:

@@ -15,8 +15,10 @@ from typing import Protocol
 
 from agent.config import TimingConfig
 from agent.core.vote import VoteTally, report_ttl
+from agent.data.link import DataLink
 from agent.enrolment import Allowlist
 from agent.node.clock import Clock
+from agent.node.dataplane import DataServer
 from agent.node.executor import Executor
 from agent.node.transport import Transport
 from agent.raft import LogStore, RaftNode
@@ -52,3 +54,7 @@ class NodeEnv:
     disk_usage: Callable[[str], DiskSummary]
     raft_factory: Callable[..., RaftNode] = RaftNode
     tally_factory: Callable[[TimingConfig], VoteTally] = field(default=default_tally)
+    data_server: DataServer | None = None
+    """The data plane's server socket; None where no OSD can run (the simulation)."""
+    data_link: Callable[[], DataLink] | None = None
+    """Opens the data plane's client side (the OSD's collector reads metadata with it)."""

@@ -15,10 +15,12 @@ from pathlib import Path
 import zmq
 
 from agent.config import NodeConfig, load_node_config
+from agent.data.link import DataLink
 from agent.enrolment import Allowlist
 from agent.errors import RackError
 from agent.keys import Keypair, load_allowlist, load_keypair
 from agent.node.clock import SystemClock
+from agent.node.dataplane import ZmqDataServer
 from agent.node.discovery import Discovery
 from agent.node.env import NodeEnv
 from agent.node.executor import OrderedExecutor
@@ -40,10 +42,15 @@ def disk_usage(path: str) -> DiskSummary:
 
 def production_env(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> NodeEnv:
     """The real world: system clock, ZeroMQ, zeroconf (if enabled), files, a disk thread."""
+    transport = ZmqTransport(keypair, allowlist, conf.bind, conf.rpc_port, conf.pub_port)
     return NodeEnv(
         clock=SystemClock(),
         rng=random.Random(int.from_bytes(os.urandom(16), "big")),
-        transport=ZmqTransport(keypair, allowlist, conf.bind, conf.rpc_port, conf.pub_port),
+        transport=transport,
+        data_server=ZmqDataServer(
+            lambda: transport.ctx, keypair, f"tcp://{conf.bind}:{conf.data_port}"
+        ),
+        data_link=lambda: DataLink(keypair),
         peer_source=Discovery if conf.discovery.enabled else None,
         raft_store=lambda: DiskStorage(Path(conf.data_dir) / "raft"),
         executor=OrderedExecutor("raft-disk"),

@@ -11,13 +11,18 @@ from enum import StrEnum
 from agent.errors import (
     BadRequest,
     Busy,
+    DataCorrupt,
     LeadershipChanged,
     NoLeader,
     NoQuorum,
     NotAllowed,
+    NotEnoughShards,
+    NotFound,
+    OutOfSpace,
     RackError,
     RemoteError,
     RpcTimeout,
+    StorageFault,
     UnexpectedMessage,
     Unreachable,
     WireError,
@@ -47,6 +52,16 @@ class ErrorCode(StrEnum):
     """The leader changed before the change committed: it was not applied."""
     BUSY = "busy"
     """The receiver cannot take it now (a leader transfer, say)."""
+    NOT_FOUND = "not_found"
+    """No such object, shard or pool."""
+    CORRUPT = "corrupt"
+    """The stored bytes fail their checksum; they are not returned."""
+    DISK_FULL = "disk_full"
+    """The disk has no room for the write."""
+    IO_ERROR = "io_error"
+    """The disk failed the operation."""
+    NOT_ENOUGH_SHARDS = "not_enough_shards"
+    """Too few OSDs took or returned the shards of a chunk."""
     INTERNAL = "internal"
     """A bug in the receiver; its log says more."""
 
@@ -73,6 +88,11 @@ _CODES: tuple[tuple[type[RackError], ErrorCode], ...] = (
     (NoLeader, ErrorCode.NO_LEADER),
     (LeadershipChanged, ErrorCode.LEADERSHIP_CHANGED),
     (Busy, ErrorCode.BUSY),
+    (NotFound, ErrorCode.NOT_FOUND),
+    (DataCorrupt, ErrorCode.CORRUPT),
+    (OutOfSpace, ErrorCode.DISK_FULL),
+    (StorageFault, ErrorCode.IO_ERROR),
+    (NotEnoughShards, ErrorCode.NOT_ENOUGH_SHARDS),
 )
 
 

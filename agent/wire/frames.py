@@ -18,11 +18,26 @@ nodes of neighbouring versions understand each other.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, TypeAlias
 
 import msgspec
 
 from agent.errors import WireError
+from agent.wire.data import (
+    MetaGet,
+    MetaGetReply,
+    MetaList,
+    MetaListReply,
+    MetaPut,
+    MetaPutReply,
+    ShardDelete,
+    ShardDeleteReply,
+    ShardGet,
+    ShardGetReply,
+    ShardPut,
+    ShardPutReply,
+)
 from agent.wire.errors import ErrorReply
 from agent.wire.maps import MapReply, MapRequest, MapUpdate
 from agent.wire.membership import HealthReport, Heartbeat
@@ -30,6 +45,8 @@ from agent.wire.monitor import ProposeReply, ProposeRequest, RaftPacket
 from agent.wire.status import StatusReply, StatusRequest
 
 PROTOCOL_TAG: Final = b"RC2"
+DATA_TAG: Final = b"RD1"
+"""The data plane's tag: its messages are refused on the control socket and vice versa."""
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_PAYLOAD_FRAMES: Final = 256
 MAX_PAYLOAD_BYTES: Final = 64 * 1024 * 1024
@@ -64,10 +81,29 @@ Message = (
 )
 """Every message of the protocol; each service's module declares its own."""
 
+DataMessage = (
+    ShardPut
+    | ShardPutReply
+    | ShardGet
+    | ShardGetReply
+    | ShardDelete
+    | ShardDeleteReply
+    | MetaPut
+    | MetaPutReply
+    | MetaGet
+    | MetaGetReply
+    | MetaList
+    | MetaListReply
+    | ErrorReply
+)
+"""Every message of the data plane (docs/objects.md)."""
+
 Payload = tuple[bytes, ...]
+BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Message)
+_data_decoder = msgspec.msgpack.Decoder(DataMessage)
 
 
 def encode(msg: Message, payload: Payload = ()) -> list[bytes]:
@@ -82,11 +118,42 @@ def encode(msg: Message, payload: Payload = ()) -> list[bytes]:
 
 def decode(frames: list[bytes]) -> tuple[Message, Payload]:
     """Frames to (message, payload frames); raises a WireError subclass on anything odd."""
+    header, payload = _split(frames, PROTOCOL_TAG)
+    try:
+        msg = _decoder.decode(header)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(f"the header does not decode: {exc}") from None
+    return msg, tuple(bytes(p) for p in payload)
+
+
+def encode_data(msg: DataMessage, payload: Sequence[BytesLike] = ()) -> list[BytesLike]:
+    """A data-plane message to frames; payload buffers are passed on, not copied."""
+    header = _encoder.encode(msg)
+    if len(header) > MAX_HEADER_BYTES:
+        raise FrameTooLarge(
+            f"a {type(msg).__name__} header of {len(header)} bytes is over the limit"
+        )
+    return [DATA_TAG, header, *payload]
+
+
+def decode_data(
+    frames: Sequence[BytesLike],
+) -> tuple[DataMessage, tuple[memoryview, ...]]:
+    """Data-plane frames to (message, payload views), without copying the payload."""
+    header, payload = _split(frames, DATA_TAG)
+    try:
+        msg = _data_decoder.decode(header)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(f"the header does not decode: {exc}") from None
+    return msg, tuple(memoryview(p) for p in payload)
+
+
+def _split(frames: Sequence[BytesLike], tag: bytes) -> tuple[BytesLike, Sequence[BytesLike]]:
     if len(frames) < 2:
         raise MalformedMessage(f"a message needs a tag and a header, got {len(frames)} frame(s)")
-    tag, header, *payload = frames
-    if tag != PROTOCOL_TAG:
-        raise UnknownProtocol(f"unknown protocol tag {bytes(tag[:16])!r}")
+    first, header, *payload = frames
+    if bytes(first[:16]) != tag:
+        raise UnknownProtocol(f"unknown protocol tag {bytes(first[:16])!r}")
     if len(header) > MAX_HEADER_BYTES:
         raise FrameTooLarge(f"a header of {len(header)} bytes is over the {MAX_HEADER_BYTES} limit")
     if len(payload) > MAX_PAYLOAD_FRAMES:
@@ -95,8 +162,4 @@ def decode(frames: list[bytes]) -> tuple[Message, Payload]:
         )
     if sum(len(p) for p in payload) > MAX_PAYLOAD_BYTES:
         raise FrameTooLarge("the payload is over the message size limit")
-    try:
-        msg = _decoder.decode(header)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedMessage(f"the header does not decode: {exc}") from None
-    return msg, tuple(bytes(p) for p in payload)
+    return header, payload

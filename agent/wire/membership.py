@@ -18,10 +18,18 @@ def heartbeat_topic(node: str) -> bytes:
 
 
 class DiskSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One disk of a node as its heartbeats report it (its OSD's figures, on an OSD)."""
+
     path: str
     total_bytes: int
     free_bytes: int
     ok: bool = True
+    used_bytes: int = 0
+    """Bytes of shards and metadata the OSD keeps on it."""
+    errors: int = 0
+    """Checksum failures and I/O errors the OSD met on it since it started."""
+    problem: str | None = None
+    """Why the disk is refused (a foreign or swapped disk, say), in one sentence."""
 
 
 class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -47,9 +47,9 @@ def test_every_listener_is_on_the_configured_address(loopback_lab: Lab) -> None:
         listening = [
             (ip, port) for ip, port, state in sockets_of(lab_node.pid, "tcp") if state == "0A"
         ]
-        assert sorted(listening) == sorted(
-            [(node.address, node.rpc_port), (node.address, node.pub_port)]
-        )
+        ports = (node.rpc_port, node.pub_port, node.data_port)
+        assert node.data_port > 0
+        assert sorted(listening) == sorted((node.address, p) for p in ports)
         udp = sockets_of(lab_node.pid, "udp")
         wildcard = [(ip, port) for ip, port, _ in udp if ipaddress.IPv4Address(ip).is_unspecified]
         # The one wildcard socket is zeroconf's mDNS receiver: multicast is only delivered to

@@ -1,0 +1,127 @@
+"""An object's metadata set: the quorum read that finds the newest version, read repair,
+and the quorum write that makes a version (or a deletion) visible.
+
+This is ABD's atomic register over the ``k + m`` OSDs of the object's metadata group:
+a write needs ``k + 1`` durable copies; a read hears at least ``R = max(k, m)`` of them,
+takes the newest version, and before returning writes it back until ``k + m - R + 1``
+OSDs hold it. So once any reader has seen a version, every later reader sees it or a
+newer one, even when its writer died half way through (docs/objects.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from agent.data.gather import gather_quorum
+from agent.data.link import DataLink
+from agent.errors import NotEnoughShards
+from agent.objects.format import ObjectMeta, Version
+from agent.objects.layout import PoolLayout, read_quorum, repair_quorum, write_quorum
+from agent.wire import MetaGet, MetaGetReply, MetaPut, MetaPutReply
+
+META_TIMEOUT_S = 3.0
+_encode = msgspec.msgpack.Encoder().encode
+_decode_meta = msgspec.msgpack.Decoder(ObjectMeta).decode
+
+
+@dataclass(frozen=True, slots=True)
+class MetaRead:
+    newest: ObjectMeta | None
+    holders: frozenset[int]
+    """OSDs that answered with ``newest`` (or with nothing, when it is None)."""
+    answered: frozenset[int]
+    seen: tuple[Version, ...]
+
+
+class MetaSet:
+    """Reads and writes of one object's metadata over the data plane."""
+
+    def __init__(self, link: DataLink, layout: PoolLayout, name: str) -> None:
+        self.link = link
+        self.layout = layout
+        self.name = name
+        self.pg, self.osds = layout.meta_set(name)
+        pool = layout.pool
+        self.where = f"{pool.name}/{name}"
+        self.need_read = read_quorum(pool.k, pool.m)
+        self.need_write = write_quorum(pool.k, pool.m)
+        self.need_repair = repair_quorum(pool.k, pool.m)
+
+    def _up(self) -> list[int]:
+        return [osd for osd in self.osds if self.layout.is_up(osd)]
+
+    async def _get(self, osd: int) -> ObjectMeta | None:
+        node = self.layout.node_of(osd)
+        pool = self.layout.pool.id
+        reply, payload = await self.link.request(
+            node,
+            lambda rid: MetaGet(rid=rid, osd=osd, pool=pool, name=self.name),
+            timeout=META_TIMEOUT_S,
+        )
+        if not isinstance(reply, MetaGetReply):
+            raise NotEnoughShards(f"osd.{osd} answered a metadata read with {type(reply).__name__}")
+        return _decode_meta(payload[0]) if reply.found and payload else None
+
+    async def _put(self, osd: int, body: bytes) -> MetaPutReply:
+        node = self.layout.node_of(osd)
+        reply, _ = await self.link.request(
+            node, lambda rid: MetaPut(rid=rid, osd=osd), (body,), timeout=META_TIMEOUT_S
+        )
+        if not isinstance(reply, MetaPutReply):
+            raise NotEnoughShards(
+                f"osd.{osd} answered a metadata write with {type(reply).__name__}"
+            )
+        return reply
+
+    async def read(self, *, repair: bool = True) -> MetaRead:
+        """The newest version a read quorum holds; repaired to a write quorum if asked."""
+        up = self._up()
+        out = await gather_quorum({osd: self._get(osd) for osd in up}, len(up))
+        if len(out.ok) < self.need_read:
+            raise NotEnoughShards(
+                f"only {len(out.ok)} of the {len(self.osds)} OSDs holding {self.where}'s "
+                f"metadata answered; {self.need_read} are needed to read it"
+            )
+        found = [m for m in out.ok.values() if m is not None]
+        newest = max(found, key=lambda m: m.version, default=None)
+        holders = frozenset(
+            osd
+            for osd, m in out.ok.items()
+            if (m is None and newest is None)
+            or (m is not None and newest is not None and m.version == newest.version)
+        )
+        read = MetaRead(newest, holders, frozenset(out.ok), tuple(m.version for m in found))
+        if repair and newest is not None and len(holders) < self.need_repair:
+            await self.write(newest, skip=holders, need=self.need_repair)
+            read = MetaRead(newest, frozenset(self._up()), read.answered, read.seen)
+        return read
+
+    async def write(
+        self, meta: ObjectMeta, skip: frozenset[int] = frozenset(), need: int | None = None
+    ) -> int:
+        """Make ``meta`` durable on ``need`` OSDs (a write quorum unless told; ``skip``
+        already holds it)."""
+        need = self.need_write if need is None else need
+        body = _encode(meta)
+        targets = [osd for osd in self._up() if osd not in skip]
+        if len(targets) + len(skip) < need:
+            raise NotEnoughShards(
+                f"only {len(self._up())} of the {len(self.osds)} OSDs holding {self.where}'s "
+                f"metadata are up, {need} are needed; nothing was changed"
+            )
+        out = await gather_quorum(
+            {osd: self._put(osd, body) for osd in targets}, max(0, need - len(skip))
+        )
+        durable = len(out.ok) + len(skip)
+        if durable < need:
+            why = "; ".join(f"osd.{o}: {e}" for o, e in sorted(out.failed.items())) or (
+                f"only {len(self._up())} of its {len(self.osds)} OSDs are up"
+            )
+            raise NotEnoughShards(
+                f"the metadata of {self.where} reached {durable} OSDs, "
+                f"{need} are needed, so the change may or may not be visible "
+                f"({why})"
+            )
+        return durable

@@ -1,0 +1,290 @@
+"""The client data path: put, get, stat, ls and rm of objects in a pool.
+
+Used by the CLI, and later by the S3 gateway and FUSE mounts. It computes placement from
+the cluster map and talks to the OSDs directly, in parallel. A put streams its input
+chunk by chunk (``window`` chunks in flight), so memory stays bounded for any size;
+it becomes visible only when its metadata reaches a write quorum, after every chunk
+did. See docs/objects.md for the guarantees and their reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import msgspec
+import xxhash
+
+from agent.clustermap.model import ClusterMap
+from agent.data.chunks import ChunkIO, Damage
+from agent.data.gather import gather_quorum
+from agent.data.link import DataLink
+from agent.data.meta import MetaSet
+from agent.ec import codec
+from agent.errors import NotEnoughShards, NotFound, RackError
+from agent.names import check_object_name
+from agent.objects.format import ChunkRef, ObjectMeta, Version
+from agent.objects.layout import CHUNK_SIZE, INLINE_MAX, PoolLayout, next_version
+from agent.wire import ListEntry, MetaList, MetaListReply
+
+log = logging.getLogger("agent.data")
+
+WINDOW = 4
+"""Chunks in flight per put or get: enough to keep every OSD busy, memory bounded."""
+LIST_PAGE = 1000
+_decode_entries = msgspec.msgpack.Decoder(list[ListEntry]).decode
+
+Progress = Callable[[int], None]
+Sink = Callable[[bytes], object]
+"""Takes each chunk's bytes in order; may return an awaitable (awaited before the next)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a put made: the version, and how many shards it could not write yet."""
+
+    pool: str
+    name: str
+    version: Version
+    size: int
+    chunks: int
+    missing_shards: int
+    inline: bool
+
+
+def _no_progress(_: int) -> None:
+    pass
+
+
+class ObjectClient:
+    def __init__(
+        self,
+        link: DataLink,
+        cmap: Callable[[], ClusterMap],
+        *,
+        on_damage: Callable[[str], None] = log.warning,
+        chunk_size: int = CHUNK_SIZE,
+        window: int = WINDOW,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.link = link
+        self.cmap = cmap
+        self.on_damage = on_damage
+        self.chunk_size = chunk_size
+        self.window = window
+        self.wall_ns = wall_ns
+        self.rng = random.Random()
+
+    def _layout(self, pool: str) -> PoolLayout:
+        return PoolLayout.of(self.cmap(), pool)
+
+    def _chunks(self, layout: PoolLayout, name: str, version: Version) -> ChunkIO:
+        pool = layout.pool
+
+        def damaged(d: Damage) -> None:
+            self.on_damage(
+                f"shard {d.position} of chunk {d.chunk} of {pool.name}/{name} on osd.{d.osd} "
+                f"is damaged ({d.why}); it was rebuilt from the others"
+            )
+
+        return ChunkIO(
+            self.link,
+            layout,
+            codec(pool.k, pool.m, pool.plugin),
+            name,
+            version,
+            wall=lambda: self.wall_ns() / 1e9,
+            on_damage=damaged,
+        )
+
+    # ---- put ---------------------------------------------------------------------------
+
+    async def put(
+        self, pool: str, name: str, src: BinaryIO, progress: Progress = _no_progress
+    ) -> Stored:
+        """Store ``src`` (read to its end) as ``pool/name``; visible only when complete."""
+        check_object_name(name)
+        layout = self._layout(pool)
+        meta_set = MetaSet(self.link, layout, name)
+        seen = await meta_set.read(repair=False)
+        version = next_version(seen.seen, self.wall_ns(), self.rng.getrandbits(63))
+        first = await asyncio.to_thread(src.read, INLINE_MAX + 1)
+        info = layout.pool
+        base = ObjectMeta(
+            pool=info.id,
+            name=name,
+            version=version,
+            k=info.k,
+            m=info.m,
+            plugin=info.plugin,
+            written_at=version.ts / 1e9,
+        )
+        if len(first) <= INLINE_MAX:
+            meta = msgspec.structs.replace(
+                base,
+                size=len(first),
+                inline=bytes(first),
+                checksum=xxhash.xxh3_64_intdigest(first),
+            )
+            await meta_set.write(meta)
+            progress(len(first))
+            return Stored(pool, name, version, len(first), 0, 0, inline=True)
+        io = self._chunks(layout, name, version)
+        refs, size, checksum = await self._write_chunks(io, src, first, progress)
+        meta = msgspec.structs.replace(
+            base, size=size, chunk_size=self.chunk_size, chunks=tuple(refs), checksum=checksum
+        )
+        await meta_set.write(meta)
+        missing = sum(len(r.missing) for r in refs)
+        return Stored(pool, name, version, size, len(refs), missing, inline=False)
+
+    async def _write_chunks(
+        self, io: ChunkIO, src: BinaryIO, first: bytes, progress: Progress
+    ) -> tuple[list[ChunkRef], int, int]:
+        hasher = xxhash.xxh3_64()
+        refs: dict[int, ChunkRef] = {}
+        slots = asyncio.Semaphore(self.window)
+        size = 0
+
+        async def one(index: int, data: bytes) -> None:
+            try:
+                refs[index] = await io.write(index, data)
+                progress(len(data))
+            finally:
+                slots.release()
+
+        pending = first
+        try:
+            async with asyncio.TaskGroup() as tg:
+                index = 0
+                while True:
+                    want = self.chunk_size - len(pending)
+                    more = await asyncio.to_thread(src.read, want) if want > 0 else b""
+                    data = pending + more if more else pending
+                    pending = b""
+                    if not data:
+                        break
+                    hasher.update(data)
+                    size += len(data)
+                    await slots.acquire()
+                    tg.create_task(one(index, data))
+                    index += 1
+                    if len(data) < self.chunk_size:
+                        break
+        except* RackError as group:
+            raise group.exceptions[0] from None
+        return [refs[i] for i in sorted(refs)], size, hasher.intdigest()
+
+    # ---- get ---------------------------------------------------------------------------
+
+    async def head(self, pool: str, name: str) -> ObjectMeta:
+        """The newest version of ``pool/name``; raises NotFound if there is none."""
+        check_object_name(name)
+        layout = self._layout(pool)
+        read = await MetaSet(self.link, layout, name).read()
+        if read.newest is None or read.newest.deleted:
+            raise NotFound(f"there is no object {pool}/{name}")
+        return read.newest
+
+    async def get(
+        self, pool: str, name: str, sink: Sink, progress: Progress = _no_progress
+    ) -> ObjectMeta:
+        """Write the newest version's bytes to ``sink`` in order, each chunk checked first."""
+        meta = await self.head(pool, name)
+        if meta.inline is not None:
+            if xxhash.xxh3_64_intdigest(meta.inline) != meta.checksum:
+                raise NotEnoughShards(f"the inline copy of {pool}/{name} fails its checksum")
+            await _emit(sink, meta.inline)
+            progress(len(meta.inline))
+            return meta
+        io = self._chunks(self._layout(pool), name, meta.version)
+        reads: list[asyncio.Task[bytes]] = []
+        try:
+            for ref in meta.chunks:
+                reads.append(asyncio.ensure_future(io.read(ref)))
+                if len(reads) >= self.window:
+                    await self._drain_one(reads, sink, progress)
+            while reads:
+                await self._drain_one(reads, sink, progress)
+        finally:
+            for task in reads:
+                task.cancel()
+        return meta
+
+    @staticmethod
+    async def _drain_one(reads: list[asyncio.Task[bytes]], sink: Sink, progress: Progress) -> None:
+        data = await reads.pop(0)
+        await _emit(sink, data)
+        progress(len(data))
+
+    # ---- rm, ls ------------------------------------------------------------------------
+
+    async def rm(self, pool: str, name: str) -> Version:
+        """Remove ``pool/name``: a deletion version, newer than every version seen."""
+        check_object_name(name)
+        layout = self._layout(pool)
+        meta_set = MetaSet(self.link, layout, name)
+        read = await meta_set.read()
+        if read.newest is None or read.newest.deleted:
+            raise NotFound(f"there is no object {pool}/{name}")
+        version = next_version(read.seen, self.wall_ns(), self.rng.getrandbits(63))
+        tomb = ObjectMeta(
+            pool=layout.pool.id,
+            name=name,
+            version=version,
+            deleted=True,
+            written_at=version.ts / 1e9,
+        )
+        await meta_set.write(tomb)
+        return version
+
+    async def ls(self, pool: str, prefix: str = "") -> list[ListEntry]:
+        """Every object of ``pool`` whose name starts with ``prefix``, by name."""
+        layout = self._layout(pool)
+        cmap = layout.cmap
+        up = [osd for osd in sorted(cmap.osds) if layout.is_up(osd)]
+        out = await gather_quorum({osd: self._list_osd(layout, osd, prefix) for osd in up}, len(up))
+        down = len(cmap.osds) - len(out.ok)
+        if down > layout.pool.m:
+            raise NotEnoughShards(
+                f"{down} OSDs did not answer, more than the pool's {layout.pool.m} parity "
+                "shards; the listing would be incomplete"
+            )
+        newest: dict[str, ListEntry] = {}
+        for entries in out.ok.values():
+            for e in entries:
+                old = newest.get(e.name)
+                if old is None or e.version > old.version:
+                    newest[e.name] = e
+        return [e for _, e in sorted(newest.items()) if not e.deleted]
+
+    async def _list_osd(self, layout: PoolLayout, osd: int, prefix: str) -> list[ListEntry]:
+        entries: list[ListEntry] = []
+        after = ""
+        pool = layout.pool.id
+        while True:
+            reply, payload = await self.link.request(
+                layout.node_of(osd),
+                lambda rid, a=after: MetaList(  # type: ignore[misc]
+                    rid=rid, osd=osd, pool=pool, prefix=prefix, after=a, limit=LIST_PAGE
+                ),
+            )
+            if not isinstance(reply, MetaListReply):
+                raise NotEnoughShards(f"osd.{osd} answered a listing with {type(reply).__name__}")
+            page = _decode_entries(payload[0]) if payload else []
+            entries += page
+            if not reply.more or not page:
+                return entries
+            after = page[-1].name
+
+
+async def _emit(sink: Sink, data: bytes) -> None:
+    result = sink(data)
+    if inspect.isawaitable(result):
+        await result

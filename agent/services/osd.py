@@ -1,0 +1,363 @@
+"""The OSD service: one OSD per configured disk, served on the data plane.
+
+Each disk is claimed (its identity file must name this node and path), its incomplete
+writes are cleaned up, and its shard store and metadata journal are opened; a disk that
+fails any of that is refused, reported in heartbeats and ``rack status``, and never used.
+Shard writes run on a small thread pool (each is fsync'd on its own); metadata writes of
+one disk are group-committed, one fdatasync for every record that arrived meanwhile.
+The collector deletes shards that no object version needs (docs/objects.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from agent.clustermap.model import ClusterMap
+from agent.data.link import DataLink
+from agent.data.meta import MetaSet
+from agent.errors import BadRequest, NotFound, RackError, StorageFault, WireError
+from agent.node.clock import every
+from agent.node.dataplane import DataServer
+from agent.node.service import NodeContext, Service
+from agent.objects.collect import verdict
+from agent.objects.format import FORMAT, ObjectMeta, ShardHeader
+from agent.objects.layout import PoolLayout
+from agent.services.mapcache import MapCache
+from agent.store import MetaJournal, ShardStore, claim
+from agent.wire import (
+    DataMessage,
+    DiskSummary,
+    ErrorReply,
+    ListEntry,
+    MetaGet,
+    MetaGetReply,
+    MetaList,
+    MetaListReply,
+    MetaPut,
+    MetaPutReply,
+    ShardDelete,
+    ShardDeleteReply,
+    ShardGet,
+    ShardGetReply,
+    ShardPut,
+    ShardPutReply,
+    decode_data,
+    encode_data,
+    error_reply,
+)
+from agent.wire.frames import BytesLike
+
+IO_THREADS = 4
+"""Shard reads and writes in flight per node: enough to overlap fsyncs on a few disks."""
+MAX_LIST = 10_000
+
+T = TypeVar("T")
+_encode = msgspec.msgpack.Encoder().encode
+_decode_meta = msgspec.msgpack.Decoder(ObjectMeta).decode
+DataAnswer = tuple[DataMessage, Sequence[BytesLike]]
+
+
+@dataclass(slots=True)
+class LocalDisk:
+    path: str
+    store: ShardStore | None = None
+    journal: MetaJournal | None = None
+    problem: str | None = None
+    """Why the disk is refused (one sentence); None when it serves."""
+    queue: list[tuple[ObjectMeta, asyncio.Future[bool]]] = field(default_factory=list)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def serving(self) -> tuple[ShardStore, MetaJournal]:
+        if self.store is None or self.journal is None:
+            raise StorageFault(self.problem or f"disk {self.path} is not open")
+        return self.store, self.journal
+
+
+class OsdService(Service):
+    name = "osd"
+    log = logging.getLogger("agent.osd")
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        mapcache: MapCache,
+        server: DataServer,
+        link: Callable[[], DataLink],
+    ) -> None:
+        self.ctx = ctx
+        self.mapcache = mapcache
+        self.server = server
+        self._link_factory = link
+        self._link: DataLink | None = None
+        self.conf = ctx.conf.storage
+        self.io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="osd-io")
+        self.disks = [self._open(path) for path in ctx.conf.disks]
+        self.collected = 0
+
+    def _open(self, path: str) -> LocalDisk:
+        disk = LocalDisk(path)
+        try:
+            claim(
+                Path(path),
+                cluster=self.ctx.conf.cluster,
+                node=self.ctx.me.name,
+                wall=self.ctx.clock.wall(),
+            )
+            store = ShardStore(Path(path), reserve_bytes=self.conf.reserve_bytes)
+            cleaned = store.open()
+            journal = MetaJournal(Path(path))
+            records = journal.open()
+        except RackError as exc:
+            disk.problem = str(exc)
+            self.log.error("disk %s is refused: %s", path, exc)
+            return disk
+        except OSError as exc:
+            disk.problem = f"disk {path} cannot be opened: {exc.strerror or exc}"
+            self.log.error("%s", disk.problem)
+            return disk
+        disk.store, disk.journal = store, journal
+        self.log.info(
+            "disk %s serves: %d metadata records, %d incomplete writes cleaned up",
+            path,
+            records,
+            cleaned,
+        )
+        return disk
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
+        return (self._serve, self._commit, self._collect)
+
+    async def _serve(self) -> None:
+        self.server.start(self._on_request)
+        await asyncio.Event().wait()
+
+    def close(self) -> None:
+        self.server.close()
+        if self._link is not None:
+            self._link.close()
+        self.io.shutdown(wait=False, cancel_futures=True)
+
+    def heartbeat_fields(self) -> Mapping[str, object]:
+        return {"disks": tuple(self._summary(d) for d in self.disks)}
+
+    def _summary(self, disk: LocalDisk) -> DiskSummary:
+        if disk.store is None or disk.journal is None:
+            return DiskSummary(
+                path=disk.path, total_bytes=0, free_bytes=0, ok=False, problem=disk.problem
+            )
+        try:
+            total, free = disk.store.space()
+        except OSError as exc:
+            return DiskSummary(
+                path=disk.path,
+                total_bytes=0,
+                free_bytes=0,
+                ok=False,
+                problem=f"disk {disk.path} cannot be measured: {exc.strerror}",
+            )
+        return DiskSummary(
+            path=disk.path,
+            total_bytes=total,
+            free_bytes=free,
+            used_bytes=disk.store.used_bytes + disk.journal.size_bytes,
+            errors=disk.store.errors,
+        )
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def _on_request(self, route: bytes, user: str, frames: list[memoryview]) -> None:
+        entry = self.ctx.allowlist.by_public(user)
+        if entry is None:
+            self.ctx.bad_input.warning(
+                "dropped a data request from unenrolled key %s", user, key=user
+            )
+            return
+        try:
+            msg, payload = decode_data(frames)
+        except WireError as exc:
+            self.ctx.bad_input.warning(
+                "bad data request from %s: %s", entry.name, exc, key=entry.name
+            )
+            self.server.reply(route, encode_data(error_reply(0, exc)))
+            return
+        self.ctx.spawn(self._answer(route, entry.name, msg, payload))
+
+    async def _answer(
+        self, route: bytes, who: str, msg: DataMessage, payload: tuple[memoryview, ...]
+    ) -> None:
+        rid = getattr(msg, "rid", 0)
+        try:
+            reply, out = await self._handle(msg, payload)
+        except RackError as exc:
+            reply, out = error_reply(rid, exc), ()
+        except Exception as exc:
+            self.log.exception("a data request %s from %s failed", type(msg).__name__, who)
+            reply = ErrorReply(rid=rid, code="internal", message=f"internal error: {exc}")
+            out = ()
+        self.server.reply(route, encode_data(reply, out))
+
+    async def _handle(self, msg: DataMessage, payload: tuple[memoryview, ...]) -> DataAnswer:
+        match msg:
+            case ShardPut():
+                store, _ = self._disk(msg.osd).serving()
+                if len(payload) != 1:
+                    raise BadRequest("a shard write carries its bytes as one payload frame")
+                self._check_header(msg.header)
+                await self._run(store.put, msg.header, payload[0])
+                return ShardPutReply(rid=msg.rid), ()
+            case ShardGet():
+                store, _ = self._disk(msg.osd).serving()
+                header, data = await self._run(store.get, msg.id)
+                return ShardGetReply(rid=msg.rid, header=header), (data,)
+            case ShardDelete():
+                store, _ = self._disk(msg.osd).serving()
+                deleted = sum([await self._run(store.delete, i) for i in msg.ids])
+                return ShardDeleteReply(rid=msg.rid, deleted=deleted), ()
+            case MetaPut():
+                return await self._meta_put(msg, payload)
+            case MetaGet():
+                _, journal = self._disk(msg.osd).serving()
+                meta = journal.get(msg.pool, msg.name)
+                body = (_encode(meta),) if meta is not None else ()
+                return MetaGetReply(rid=msg.rid, found=meta is not None), body
+            case MetaList():
+                _, journal = self._disk(msg.osd).serving()
+                limit = max(1, min(msg.limit, MAX_LIST))
+                names = [m for m in journal.items(msg.pool, msg.prefix) if m.name > msg.after]
+                page = [
+                    ListEntry(m.name, m.version, m.deleted, m.size, m.written_at)
+                    for m in names[:limit]
+                ]
+                return MetaListReply(rid=msg.rid, more=len(names) > limit), (_encode(page),)
+        raise BadRequest(f"the data port does not answer {type(msg).__name__}")
+
+    @staticmethod
+    def _check_header(header: ShardHeader) -> None:
+        if header.format != FORMAT:
+            raise BadRequest(f"shard format {header.format} is not one this OSD writes")
+
+    async def _meta_put(self, msg: MetaPut, payload: tuple[memoryview, ...]) -> DataAnswer:
+        disk = self._disk(msg.osd)
+        _, journal = disk.serving()
+        if len(payload) != 1:
+            raise BadRequest("a metadata write carries its record as one payload frame")
+        try:
+            meta = _decode_meta(payload[0])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadRequest(f"the metadata record does not decode: {exc}") from None
+        if meta.format != FORMAT:
+            raise BadRequest(f"metadata format {meta.format} is not one this OSD writes")
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        disk.queue.append((meta, fut))
+        disk.wake.set()
+        applied = await fut
+        current = journal.get(meta.pool, meta.name)
+        version = current.version if current is not None else meta.version
+        return MetaPutReply(rid=msg.rid, applied=applied, current=version), ()
+
+    def _disk(self, osd: int) -> LocalDisk:
+        cmap = self.mapcache.cmap
+        info = cmap.osds.get(osd) if cmap is not None else None
+        if info is None or info.node != self.ctx.me.name:
+            raise NotFound(f"osd.{osd} is not a disk of node {self.ctx.me.name}")
+        for disk in self.disks:
+            if disk.path == info.path:
+                return disk
+        raise NotFound(f"osd.{osd} ({info.path}) is not configured on node {self.ctx.me.name}")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+
+    # ---- group commit of metadata ------------------------------------------------------
+
+    async def _commit(self) -> None:
+        serving = [d for d in self.disks if d.journal is not None]
+        if not serving:
+            await asyncio.Event().wait()
+        await asyncio.gather(*(self._commit_disk(d) for d in serving))
+
+    async def _commit_disk(self, disk: LocalDisk) -> None:
+        _, journal = disk.serving()
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, thread_name_prefix="osd-meta") as thread:
+            while True:
+                await disk.wake.wait()
+                disk.wake.clear()
+                batch, disk.queue = disk.queue, []
+                if not batch:
+                    continue
+                try:
+                    applied = await loop.run_in_executor(
+                        thread, journal.commit, [m for m, _ in batch]
+                    )
+                except RackError as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, fut), ok in zip(batch, applied, strict=True):
+                    if not fut.done():
+                        fut.set_result(ok)
+
+    # ---- the collector -----------------------------------------------------------------
+
+    async def _collect(self) -> None:
+        await every(self.ctx.clock, self.conf.gc_interval, self._collect_once_soon)
+
+    def _collect_once_soon(self) -> None:
+        async def run() -> None:
+            await self.collect_once()
+
+        self.ctx.spawn(run())
+
+    async def collect_once(self) -> int:
+        """Delete the shards on this node's disks that no object version needs."""
+        cmap = self.mapcache.cmap
+        if cmap is None:
+            return 0
+        if self._link is None:
+            self._link = self._link_factory()
+        deleted = 0
+        for disk in self.disks:
+            if disk.store is not None:
+                deleted += await self._collect_disk(cmap, disk.store)
+        self.collected += deleted
+        return deleted
+
+    async def _collect_disk(self, cmap: ClusterMap, store: ShardStore) -> int:
+        headers = await self._run(lambda: list(store.scan()))
+        by_object: dict[tuple[int, str], list[tuple[ShardHeader, float]]] = defaultdict(list)
+        for header, mtime in headers:
+            by_object[(header.id.pool, header.id.object)].append((header, mtime))
+        pools = {p.id: p.name for p in cmap.pools.values()}
+        now = self.ctx.clock.wall()
+        deleted = 0
+        assert self._link is not None
+        for (pool_id, name), shards in by_object.items():
+            current: ObjectMeta | None = None
+            if pool_id in pools:
+                try:
+                    read = await MetaSet(
+                        self._link, PoolLayout.of(cmap, pools[pool_id]), name
+                    ).read()
+                except RackError as exc:
+                    self.log.debug("collector skips %s: %s", name, exc)
+                    continue
+                current = read.newest
+            for header, mtime in shards:
+                why = verdict(header, mtime, current, now, self.conf, pool_known=pool_id in pools)
+                if why is not None and await self._run(store.delete, header.id):
+                    deleted += 1
+                    self.log.info("collected shard %s of %r: %s", header.id.file_name(), name, why)
+        return deleted
