@@ -78,7 +78,7 @@ class MetaSet:
     async def read(self, *, repair: bool = True) -> MetaRead:
         """The newest version a read quorum holds; repaired to a write quorum if asked."""
         up = self._up()
-        out = await gather_quorum({osd: self._get(osd) for osd in up}, len(up))
+        out = await gather_quorum({osd: self._get(osd) for osd in up}, self.need_read)
         if len(out.ok) < self.need_read:
             raise NotEnoughShards(
                 f"only {len(out.ok)} of the {len(self.osds)} OSDs holding {self.where}'s "

@@ -80,9 +80,15 @@ class ObjectClient:
         self.window = window
         self.wall_ns = wall_ns
         self.rng = random.Random()
+        self._layouts: dict[str, PoolLayout] = {}
 
     def _layout(self, pool: str) -> PoolLayout:
-        return PoolLayout.of(self.cmap(), pool)
+        """The pool's placement in the current map, computed once per map and pool."""
+        cmap = self.cmap()
+        cached = self._layouts.get(pool)
+        if cached is None or cached.cmap is not cmap:
+            cached = self._layouts[pool] = PoolLayout.of(cmap, pool)
+        return cached
 
     def _chunks(self, layout: PoolLayout, name: str, version: Version) -> ChunkIO:
         pool = layout.pool

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,16 +20,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from agent.clustermap.model import ClusterMap
 from agent.data.link import DataLink
-from agent.data.meta import MetaSet
 from agent.errors import BadRequest, NotFound, RackError, StorageFault, WireError
 from agent.node.clock import every
 from agent.node.dataplane import DataServer
 from agent.node.service import NodeContext, Service
-from agent.objects.collect import verdict
 from agent.objects.format import FORMAT, ObjectMeta, ShardHeader
-from agent.objects.layout import PoolLayout
+from agent.services.collector import Collector
 from agent.services.mapcache import MapCache
 from agent.store import MetaJournal, ShardStore, claim
 from agent.wire import (
@@ -102,6 +98,8 @@ class OsdService(Service):
         self.io = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="osd-io")
         self.disks = [self._open(path) for path in ctx.conf.disks]
         self.collected = 0
+        self._collecting = False
+        self.collector = Collector(self.conf, ctx.me.name, self.disks, self._run)
 
     def _open(self, path: str) -> LocalDisk:
         disk = LocalDisk(path)
@@ -297,27 +295,39 @@ class OsdService(Service):
                 batch, disk.queue = disk.queue, []
                 if not batch:
                     continue
+                records = [m for m, _ in batch]
+                latest = {(m.pool, m.name): journal.get(m.pool, m.name) for m in records}
                 try:
-                    applied = await loop.run_in_executor(
-                        thread, journal.commit, [m for m, _ in batch]
-                    )
+                    applied = await loop.run_in_executor(thread, journal.commit, records)
                 except RackError as exc:
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(exc)
                     continue
-                for (_, fut), ok in zip(batch, applied, strict=True):
+                for (meta, fut), ok in zip(batch, applied, strict=True):
+                    if ok:
+                        replaced = latest[(meta.pool, meta.name)]
+                        latest[(meta.pool, meta.name)] = meta
+                        if replaced is not None:
+                            self.collector.superseded(replaced, meta)
                     if not fut.done():
                         fut.set_result(ok)
 
     # ---- the collector -----------------------------------------------------------------
 
     async def _collect(self) -> None:
-        await every(self.ctx.clock, self.conf.gc_interval, self._collect_once_soon)
+        await every(self.ctx.clock, self.conf.gc_interval, self._collect_soon)
 
-    def _collect_once_soon(self) -> None:
+    def _collect_soon(self) -> None:
+        if self._collecting:
+            return
+        self._collecting = True
+
         async def run() -> None:
-            await self.collect_once()
+            try:
+                await self.collect_once()
+            finally:
+                self._collecting = False
 
         self.ctx.spawn(run())
 
@@ -328,36 +338,6 @@ class OsdService(Service):
             return 0
         if self._link is None:
             self._link = self._link_factory()
-        deleted = 0
-        for disk in self.disks:
-            if disk.store is not None:
-                deleted += await self._collect_disk(cmap, disk.store)
+        deleted = await self.collector.run(cmap, self._link, self.ctx.clock.wall())
         self.collected += deleted
-        return deleted
-
-    async def _collect_disk(self, cmap: ClusterMap, store: ShardStore) -> int:
-        headers = await self._run(lambda: list(store.scan()))
-        by_object: dict[tuple[int, str], list[tuple[ShardHeader, float]]] = defaultdict(list)
-        for header, mtime in headers:
-            by_object[(header.id.pool, header.id.object)].append((header, mtime))
-        pools = {p.id: p.name for p in cmap.pools.values()}
-        now = self.ctx.clock.wall()
-        deleted = 0
-        assert self._link is not None
-        for (pool_id, name), shards in by_object.items():
-            current: ObjectMeta | None = None
-            if pool_id in pools:
-                try:
-                    read = await MetaSet(
-                        self._link, PoolLayout.of(cmap, pools[pool_id]), name
-                    ).read()
-                except RackError as exc:
-                    self.log.debug("collector skips %s: %s", name, exc)
-                    continue
-                current = read.newest
-            for header, mtime in shards:
-                why = verdict(header, mtime, current, now, self.conf, pool_known=pool_id in pools)
-                if why is not None and await self._run(store.delete, header.id):
-                    deleted += 1
-                    self.log.info("collected shard %s of %r: %s", header.id.file_name(), name, why)
         return deleted
