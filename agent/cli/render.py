@@ -59,9 +59,13 @@ def _disks(node: NodeStatus) -> str:
         return "-"
     free = sum(d.free_bytes for d in node.osds)
     total = sum(d.total_bytes for d in node.osds)
+    used = sum(d.used_bytes for d in node.osds)
     bad = sum(1 for d in node.osds if not d.ok)
-    text = f"{len(node.osds)}: {human_bytes(free)}/{human_bytes(total)}"
-    return text + (f" ({bad} failed)" if bad else "")
+    errors = sum(d.errors for d in node.osds)
+    text = f"{len(node.osds)}: {human_bytes(used)} used, {human_bytes(free)}/{human_bytes(total)}"
+    notes = [f"{bad} refused"] if bad else []
+    notes += [f"{errors} errors"] if errors else []
+    return text + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _roles(node: NodeStatus, leader: str | None) -> Text:
@@ -86,7 +90,7 @@ def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
         ("roles", "left"),
         ("heartbeat", "right"),
         ("uptime", "right"),
-        ("disks free/size", "left"),
+        ("disks: used, free/size", "left"),
     ):
         table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     leader = status.quorum.leader if status.quorum else None
