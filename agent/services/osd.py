@@ -169,7 +169,7 @@ class OsdService(Service):
             total_bytes=total,
             free_bytes=free,
             used_bytes=disk.store.used_bytes + disk.journal.size_bytes,
-            errors=disk.store.errors,
+            errors=disk.store.errors + disk.journal.damaged,
         )
 
     # ---- requests ----------------------------------------------------------------------

@@ -91,6 +91,9 @@ class MetaJournal:
         """Set when a failed append could not be undone: commits refused until reopened."""
 
     # -- lifecycle -------------------------------------------------------------------------
+    damaged: int = 0
+    """Records skipped at open because they failed their checksum mid-file (bit rot)."""
+
     def open(self) -> int:
         """Load the snapshot and replay the journal; returns how many records were read.
 
@@ -300,10 +303,27 @@ class MetaJournal:
             if meta is None:
                 if strict:
                     raise CorruptJournal(path, problem, disk=self.root)
-                break
+                resume = self._resync(path, view, pos)
+                if resume is None:
+                    break  # a torn tail: the append never finished, nothing was acknowledged
+                self.damaged += 1  # bit rot inside: skip the one record, keep the rest
+                pos = resume
+                continue
             records.append(meta)
             pos = pos_after
         return records, pos
+
+    def _resync(self, path: Path, view: memoryview, pos: int) -> int | None:
+        """Where the next good record starts, if a damaged one at ``pos`` is followed by one
+        (so it is damage in the middle, not a torn tail); None otherwise."""
+        if pos + _RECORD.size > len(view):
+            return None
+        length, _ = _RECORD.unpack_from(view, pos)
+        after = pos + _RECORD.size + length
+        if after >= len(view):
+            return None
+        meta, _, _ = self._record(path, view, after)
+        return after if meta is not None else None
 
     def _record(self, path: Path, view: memoryview, pos: int) -> tuple[ObjectMeta | None, str, int]:
         """The record at ``pos`` and where it ends, or None and what is wrong with it."""

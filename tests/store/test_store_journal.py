@@ -138,7 +138,7 @@ def test_a_torn_record_header_is_cut_too(journal: MetaJournal) -> None:
     again.close()
 
 
-def test_a_damaged_middle_record_stops_the_replay_there(journal: MetaJournal) -> None:
+def test_a_damaged_middle_record_is_skipped_and_the_later_ones_kept(journal: MetaJournal) -> None:
     for ts in (1, 2, 3):
         journal.commit([meta(f"n{ts}", ts)])
     path = journal.root / "meta" / "journal.0"
@@ -148,8 +148,29 @@ def test_a_damaged_middle_record_stops_the_replay_there(journal: MetaJournal) ->
     journal.close()
     path.write_bytes(raw)
     again, count = opened(journal.root)
+    assert count == 2
+    assert [m.name for m in again.items(1)] == ["n1", "n3"]  # n3 was acknowledged: kept
+    assert again.damaged == 1
+    assert path.stat().st_size == len(raw)  # nothing cut
+    again.commit([meta("n4", 4)])
+    again.close()
+    third, _ = opened(journal.root)
+    assert [m.name for m in third.items(1)] == ["n1", "n3", "n4"]
+    third.close()
+
+
+def test_a_damaged_last_record_is_a_torn_tail_and_cut(journal: MetaJournal) -> None:
+    for ts in (1, 2):
+        journal.commit([meta(f"n{ts}", ts)])
+    path = journal.root / "meta" / "journal.0"
+    first_end = 16 + len(frame(meta("n1", 1)))
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0xFF
+    journal.close()
+    path.write_bytes(raw)
+    again, count = opened(journal.root)
     assert count == 1
-    assert [m.name for m in again.items(1)] == ["n1"]
+    assert again.damaged == 0
     assert path.stat().st_size == first_end
     again.close()
 
