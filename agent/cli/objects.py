@@ -1,8 +1,9 @@
 """``rack pool ls`` and the object commands: put, get, ls, stat, rm (DESIGN §11).
 
 Progress bars go to stderr and only on a terminal; ``--json`` output is documented in
-docs/objects.md and stays stable. A failed get writes nothing to stdout, and a get to a
-file writes ``FILE.part`` and renames it only once every chunk was read and checked.
+docs/objects.md and stays stable. A get to a file writes ``FILE.part`` and renames it only
+once every chunk was read and checked; a failed get to stdout writes nothing there for
+objects of up to 64 MiB (read whole first) and says how much it wrote for larger ones.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rich.table import Table
 from agent.cli.render import console, human_bytes
 from agent.client import Client
 from agent.clustermap import ClusterMap
+from agent.data.chunks import Bytes
 from agent.data.link import DataLink
 from agent.data.objects import ObjectClient
 from agent.errors import RackError
@@ -41,6 +43,8 @@ from agent.objects.layout import write_quorum
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+STDOUT_BUFFER = 64 * 1024 * 1024
+"""Objects up to this size are read whole before a byte goes to stdout."""
 """Smaller transfers finish before a bar would be worth drawing."""
 
 
@@ -166,16 +170,13 @@ def cmd_get(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
     async def work(oc: ObjectClient, _cmap: ClusterMap) -> ObjectMeta:
         meta = await oc.head(pool, name)
         if to_stdout:
-            out = sys.stdout.buffer
-            with _progress(f"get {pool}/{name}", meta.size) as progress:
-                await oc.get(pool, name, out.write, progress)
-            out.flush()
+            await _to_stdout(oc, pool, name, meta)
             return meta
         assert target is not None
         part = target.with_name(target.name + ".part")
         try:
             with open(part, "wb") as f, _progress(f"get {pool}/{name}", meta.size) as progress:
-                await oc.get(pool, name, f.write, progress)
+                await oc.get(pool, name, f.write, progress, meta=meta)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(part, target)
@@ -186,9 +187,39 @@ def cmd_get(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
 
     try:
         _session(client_of, work)
+    except BrokenPipeError:
+        raise
     except OSError as exc:
-        raise RackError(f"cannot write {args.file}: {exc.strerror}") from None
+        raise RackError(f"cannot write {args.file or 'stdout'}: {exc.strerror}") from None
     return 0
+
+
+async def _to_stdout(oc: ObjectClient, pool: str, name: str, meta: ObjectMeta) -> None:
+    """An object of up to ``STDOUT_BUFFER`` bytes is read whole before any of it is
+    written, so a failed read leaves stdout empty; a larger one streams, and a failure
+    part way says how much was written."""
+    out = sys.stdout.buffer
+    with _progress(f"get {pool}/{name}", meta.size) as progress:
+        if meta.size <= STDOUT_BUFFER:
+            whole = bytearray()
+            await oc.get(pool, name, whole.extend, progress, meta=meta)
+            out.write(whole)
+            out.flush()
+            return
+        written = 0
+
+        def emit(data: Bytes) -> None:
+            nonlocal written
+            out.write(data)
+            written += len(data)
+
+        try:
+            await oc.get(pool, name, emit, progress, meta=meta)
+        except RackError as exc:
+            raise RackError(
+                f"{exc} (after {written} of {meta.size} bytes went to stdout: discard them)"
+            ) from None
+        out.flush()
 
 
 def stat_json(pool: str, meta: ObjectMeta) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from agent.wire import ErrorCode, ShardGet, ShardGetReply, ShardPut
 
 SHARD_PUT_TIMEOUT_S = 10.0
 SHARD_GET_TIMEOUT_S = 3.0
+Bytes = bytes | memoryview
 DAMAGE = frozenset({ErrorCode.CORRUPT, ErrorCode.NOT_FOUND, ErrorCode.IO_ERROR})
 """Answers that mean the shard is damaged on its disk (reported), not merely unreachable."""
 
@@ -108,7 +109,7 @@ class ChunkIO:
             timeout=SHARD_PUT_TIMEOUT_S,
         )
 
-    async def read(self, ref: ChunkRef) -> bytes:
+    async def read(self, ref: ChunkRef) -> Bytes:
         """Chunk ``ref``'s data, from ``k`` healthy shards (data first), checked end to end."""
         k = self.layout.pool.k
         candidates = [
@@ -157,10 +158,11 @@ class ChunkIO:
             )
         return data
 
-    async def _assemble(self, ref: ChunkRef, got: dict[int, memoryview]) -> bytes:
+    async def _assemble(self, ref: ChunkRef, got: dict[int, memoryview]) -> Bytes:
         k = self.layout.pool.k
         if all(p in got for p in range(k)):
-            return b"".join(got[p] for p in range(k))[: ref.length]
+            joined = b"".join(got[p] for p in range(k))  # the one copy; the cut is a view
+            return joined if len(joined) == ref.length else memoryview(joined)[: ref.length]
         return await asyncio.to_thread(self.codec.decode, got, ref.length)
 
     def _note(self, ref: ChunkRef, position: int, exc: RackError) -> None:

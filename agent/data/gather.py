@@ -64,7 +64,9 @@ async def gather_quorum(
     finally:
         for task in pending:
             task.cancel()
-            failed[tasks[task]] = RackError("no answer before the others were done")
+            failed[tasks[task]] = RackError(
+                "no answer in time" if len(ok) >= need else "given up: the quorum was out of reach"
+            )
         for task in pending:
             with contextlib.suppress(BaseException):
                 await task

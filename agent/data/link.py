@@ -31,6 +31,8 @@ RECONNECT_MS = (100, 1000)
 ZMTP_HEARTBEAT_MS = (500, 2000)
 """A connection to a node that vanished (power pulled) is dropped after 2 s of silence."""
 SNDHWM = 4096
+IO_THREADS = 2
+"""ZeroMQ threads that encrypt and decrypt: a put's shards to different OSDs go in parallel."""
 
 
 class _NodeSocket:
@@ -57,7 +59,7 @@ class DataLink:
 
     def __init__(self, me: Keypair) -> None:
         self.me = me
-        self.ctx = zmq.asyncio.Context()
+        self.ctx = zmq.asyncio.Context(io_threads=IO_THREADS)
         self._socks: dict[str, _NodeSocket] = {}
         self._waiting: dict[int, asyncio.Future[DataReply]] = {}
         self._rids = itertools.count(int.from_bytes(os.urandom(4), "big") + 1)

@@ -100,9 +100,10 @@ class MetaSet:
 
     async def write(
         self, meta: ObjectMeta, skip: frozenset[int] = frozenset(), need: int | None = None
-    ) -> int:
+    ) -> Version | None:
         """Make ``meta`` durable on ``need`` OSDs (a write quorum unless told; ``skip``
-        already holds it)."""
+        already holds it). Returns the newest version an OSD holds that is newer than
+        ``meta``'s (it did not take ``meta``), or None when none is."""
         need = self.need_write if need is None else need
         body = _encode(meta)
         targets = [osd for osd in self._up() if osd not in skip]
@@ -124,4 +125,5 @@ class MetaSet:
                 f"{need} are needed, so the change may or may not be visible "
                 f"({why})"
             )
-        return durable
+        newer = [r.current for r in out.ok.values() if not r.applied and r.current > meta.version]
+        return max(newer, default=None)

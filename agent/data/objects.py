@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import logging
 import random
 import time
@@ -22,26 +23,26 @@ import msgspec
 import xxhash
 
 from agent.clustermap.model import ClusterMap
-from agent.data.chunks import ChunkIO, Damage
-from agent.data.gather import gather_quorum
+from agent.data.chunks import Bytes, ChunkIO, Damage
 from agent.data.link import DataLink
-from agent.data.meta import MetaSet
+from agent.data.meta import META_TIMEOUT_S, MetaSet
 from agent.ec import codec
 from agent.errors import NotEnoughShards, NotFound, RackError
 from agent.names import check_object_name
 from agent.objects.format import ChunkRef, ObjectMeta, Version
-from agent.objects.layout import CHUNK_SIZE, INLINE_MAX, PoolLayout, next_version
+from agent.objects.layout import CHUNK_SIZE, INLINE_MAX, PoolLayout, next_version, write_quorum
 from agent.wire import ListEntry, MetaList, MetaListReply
 
 log = logging.getLogger("agent.data")
 
 WINDOW = 4
+INLINE_TRIES = 5
 """Chunks in flight per put or get: enough to keep every OSD busy, memory bounded."""
 LIST_PAGE = 1000
 _decode_entries = msgspec.msgpack.Decoder(list[ListEntry]).decode
 
 Progress = Callable[[int], None]
-Sink = Callable[[bytes], object]
+Sink = Callable[[Bytes], object]
 """Takes each chunk's bytes in order; may return an awaitable (awaited before the next)."""
 
 
@@ -96,7 +97,7 @@ class ObjectClient:
         def damaged(d: Damage) -> None:
             self.on_damage(
                 f"shard {d.position} of chunk {d.chunk} of {pool.name}/{name} on osd.{d.osd} "
-                f"is damaged ({d.why}); it was rebuilt from the others"
+                f"is damaged ({d.why}); reading the other shards instead"
             )
 
         return ChunkIO(
@@ -118,9 +119,11 @@ class ObjectClient:
         check_object_name(name)
         layout = self._layout(pool)
         meta_set = MetaSet(self.link, layout, name)
+        first = await _read(src, INLINE_MAX + 1)
+        if len(first) <= INLINE_MAX:
+            return await self._put_inline(meta_set, pool, name, bytes(first), progress)
         seen = await meta_set.read(repair=False)
         version = next_version(seen.seen, self.wall_ns(), self.rng.getrandbits(63))
-        first = await asyncio.to_thread(src.read, INLINE_MAX + 1)
         info = layout.pool
         base = ObjectMeta(
             pool=info.id,
@@ -131,16 +134,6 @@ class ObjectClient:
             plugin=info.plugin,
             written_at=version.ts / 1e9,
         )
-        if len(first) <= INLINE_MAX:
-            meta = msgspec.structs.replace(
-                base,
-                size=len(first),
-                inline=bytes(first),
-                checksum=xxhash.xxh3_64_intdigest(first),
-            )
-            await meta_set.write(meta)
-            progress(len(first))
-            return Stored(pool, name, version, len(first), 0, 0, inline=True)
         io = self._chunks(layout, name, version)
         refs, size, checksum = await self._write_chunks(io, src, first, progress)
         meta = msgspec.structs.replace(
@@ -149,6 +142,44 @@ class ObjectClient:
         await meta_set.write(meta)
         missing = sum(len(r.missing) for r in refs)
         return Stored(pool, name, version, size, len(refs), missing, inline=False)
+
+    async def _put_inline(
+        self, meta_set: MetaSet, pool: str, name: str, data: bytes, progress: Progress
+    ) -> Stored:
+        """A small object: one metadata write, no read first (docs/objects.md).
+
+        Its version comes from this client's clock. An OSD that holds a newer version
+        does not take it and says so; then the put is retried just above that version.
+        Any acknowledged version is on ``k+1`` OSDs, and so is this one, so one of them
+        answers (when ``2(k+1) > k+m``; otherwise the version is read first): a put never
+        acknowledges a version older than one acknowledged before.
+        """
+        info = meta_set.layout.pool
+        after: list[Version] = []
+        if 2 * write_quorum(info.k, info.m) <= info.k + info.m:  # two writes might not meet
+            after = list((await meta_set.read(repair=False)).seen)
+        for _ in range(INLINE_TRIES):
+            version = next_version(after, self.wall_ns(), self.rng.getrandbits(63))
+            meta = ObjectMeta(
+                pool=info.id,
+                name=name,
+                version=version,
+                k=info.k,
+                m=info.m,
+                plugin=info.plugin,
+                written_at=version.ts / 1e9,
+                size=len(data),
+                inline=data,
+                checksum=xxhash.xxh3_64_intdigest(data),
+            )
+            newer = await meta_set.write(meta)
+            if newer is None:
+                progress(len(data))
+                return Stored(pool, name, version, len(data), 0, 0, inline=True)
+            after = [newer]
+        raise NotEnoughShards(
+            f"{pool}/{name} kept getting newer versions from other writers; try again"
+        )
 
     async def _write_chunks(
         self, io: ChunkIO, src: BinaryIO, first: bytes, progress: Progress
@@ -171,7 +202,7 @@ class ObjectClient:
                 index = 0
                 while True:
                     want = self.chunk_size - len(pending)
-                    more = await asyncio.to_thread(src.read, want) if want > 0 else b""
+                    more = await _read(src, want) if want > 0 else b""
                     data = pending + more if more else pending
                     pending = b""
                     if not data:
@@ -199,18 +230,42 @@ class ObjectClient:
         return read.newest
 
     async def get(
-        self, pool: str, name: str, sink: Sink, progress: Progress = _no_progress
+        self,
+        pool: str,
+        name: str,
+        sink: Sink,
+        progress: Progress = _no_progress,
+        meta: ObjectMeta | None = None,
     ) -> ObjectMeta:
-        """Write the newest version's bytes to ``sink`` in order, each chunk checked first."""
-        meta = await self.head(pool, name)
+        """Write the newest version's bytes to ``sink`` in order, each chunk checked first.
+
+        ``meta`` is a version :meth:`head` returned (so a caller that looked first does not
+        read the metadata twice). Before the first byte goes out, every chunk is checked to
+        have ``k`` shards on OSDs that are up, so a rack that cannot serve the object fails
+        the read before it has written anything.
+        """
+        if meta is None:
+            meta = await self.head(pool, name)
         if meta.inline is not None:
             if xxhash.xxh3_64_intdigest(meta.inline) != meta.checksum:
                 raise NotEnoughShards(f"the inline copy of {pool}/{name} fails its checksum")
             await _emit(sink, meta.inline)
             progress(len(meta.inline))
             return meta
-        io = self._chunks(self._layout(pool), name, meta.version)
-        reads: list[asyncio.Task[bytes]] = []
+        layout = self._layout(pool)
+        for ref in meta.chunks:
+            usable = sum(
+                1
+                for p, osd in enumerate(ref.osds)
+                if p not in ref.missing and osd in layout.cmap.osds and layout.is_up(osd)
+            )
+            if usable < layout.pool.k:
+                raise NotEnoughShards(
+                    f"chunk {ref.index} of {pool}/{name} has {usable} shards on OSDs that are "
+                    f"up, {layout.pool.k} are needed; nothing was read"
+                )
+        io = self._chunks(layout, name, meta.version)
+        reads: list[asyncio.Task[Bytes]] = []
         try:
             for ref in meta.chunks:
                 reads.append(asyncio.ensure_future(io.read(ref)))
@@ -224,7 +279,7 @@ class ObjectClient:
         return meta
 
     @staticmethod
-    async def _drain_one(reads: list[asyncio.Task[bytes]], sink: Sink, progress: Progress) -> None:
+    async def _drain_one(reads: list[asyncio.Task[Bytes]], sink: Sink, progress: Progress) -> None:
         data = await reads.pop(0)
         await _emit(sink, data)
         progress(len(data))
@@ -251,19 +306,32 @@ class ObjectClient:
         return version
 
     async def ls(self, pool: str, prefix: str = "") -> list[ListEntry]:
-        """Every object of ``pool`` whose name starts with ``prefix``, by name."""
+        """Every object of ``pool`` whose name starts with ``prefix``, by name.
+
+        Every OSD is asked; the listing is complete while the OSDs that do not answer lie
+        in at most ``m`` failure domains of the pool (each object's metadata is on ``k+m``
+        OSDs in distinct domains, and a read needs ``max(k, m)`` of them).
+        """
         layout = self._layout(pool)
         cmap = layout.cmap
-        up = [osd for osd in sorted(cmap.osds) if layout.is_up(osd)]
-        out = await gather_quorum({osd: self._list_osd(layout, osd, prefix) for osd in up}, len(up))
-        down = len(cmap.osds) - len(out.ok)
-        if down > layout.pool.m:
+        osds = sorted(cmap.osds)
+        up = [osd for osd in osds if layout.is_up(osd)]
+        answers = await asyncio.gather(
+            *(self._list_osd(layout, osd, prefix) for osd in up), return_exceptions=True
+        )
+        lists = {osd: a for osd, a in zip(up, answers, strict=True) if isinstance(a, list)}
+        for a in answers:
+            if isinstance(a, BaseException) and not isinstance(a, RackError):
+                raise a
+        silent = [osd for osd in osds if osd not in lists]
+        domains = {layout.domain_of(osd) for osd in silent}
+        if len(domains) > layout.pool.m:
             raise NotEnoughShards(
-                f"{down} OSDs did not answer, more than the pool's {layout.pool.m} parity "
-                "shards; the listing would be incomplete"
+                f"OSDs in {len(domains)} {layout.pool.failure_domain}s did not answer, more "
+                f"than the pool's {layout.pool.m} parity shards; the listing would be incomplete"
             )
         newest: dict[str, ListEntry] = {}
-        for entries in out.ok.values():
+        for entries in lists.values():
             for e in entries:
                 old = newest.get(e.name)
                 if old is None or e.version > old.version:
@@ -280,6 +348,7 @@ class ObjectClient:
                 lambda rid, a=after: MetaList(  # type: ignore[misc]
                     rid=rid, osd=osd, pool=pool, prefix=prefix, after=a, limit=LIST_PAGE
                 ),
+                timeout=META_TIMEOUT_S,
             )
             if not isinstance(reply, MetaListReply):
                 raise NotEnoughShards(f"osd.{osd} answered a listing with {type(reply).__name__}")
@@ -290,7 +359,14 @@ class ObjectClient:
             after = page[-1].name
 
 
-async def _emit(sink: Sink, data: bytes) -> None:
+async def _read(src: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes; in a thread unless the source is in memory already."""
+    if isinstance(src, io.BytesIO):
+        return src.read(size)
+    return await asyncio.to_thread(src.read, size)
+
+
+async def _emit(sink: Sink, data: Bytes) -> None:
     result = sink(data)
     if inspect.isawaitable(result):
         await result

@@ -89,6 +89,16 @@ class PoolLayout:
         pg = self.pg_of(name, META_CHUNK)
         return pg, self.osds_of(pg)
 
+    def domain_of(self, osd: int) -> str:
+        """The failure domain (host, rack or the OSD itself) the pool counts ``osd`` in."""
+        info = self.cmap.osds[osd]
+        if self.pool.failure_domain == "osd":
+            return f"osd.{osd}"
+        if self.pool.failure_domain == "rack":
+            node = self.cmap.nodes.get(info.node)
+            return node.rack if node is not None else "rack0"
+        return info.node
+
     def node_of(self, osd: int) -> NodeInfo:
         return self.cmap.nodes[self.cmap.osds[osd].node]
 

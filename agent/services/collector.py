@@ -55,10 +55,11 @@ class Collector:
         self._due: list[_Due] = []
         self._verified: dict[tuple[int, str, Version], float] = {}
 
-    def superseded(self, old: ObjectMeta, new: ObjectMeta) -> None:
-        """A journal here replaced ``old`` by ``new``: old's chunks go after the grace."""
+    def superseded(self, old: ObjectMeta, now: float) -> None:
+        """A journal here replaced ``old`` at ``now`` (this node's wall clock, when the
+        newer version committed, not when its put began): old's chunks go after the grace."""
         if old.chunks:
-            heapq.heappush(self._due, _Due(new.written_at + self.conf.gc_superseded_after, old))
+            heapq.heappush(self._due, _Due(now + self.conf.gc_superseded_after, old))
 
     async def run(self, cmap: ClusterMap, link: DataLink, now: float) -> int:
         deleted = 0

@@ -11,6 +11,7 @@ The collector deletes shards that no object version needs (docs/objects.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from agent.objects.format import FORMAT, ObjectMeta, ShardHeader
 from agent.services.collector import Collector
 from agent.services.mapcache import MapCache
 from agent.store import MetaJournal, ShardStore, claim
+from agent.store.shards import Staged
 from agent.wire import (
     DataMessage,
     DiskSummary,
@@ -71,6 +73,8 @@ class LocalDisk:
     """Why the disk is refused (one sentence); None when it serves."""
     queue: list[tuple[ObjectMeta, asyncio.Future[bool]]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    shards: list[tuple[ShardHeader, memoryview, asyncio.Future[None]]] = field(default_factory=list)
+    shards_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def serving(self) -> tuple[ShardStore, MetaJournal]:
         if self.store is None or self.journal is None:
@@ -208,11 +212,15 @@ class OsdService(Service):
     async def _handle(self, msg: DataMessage, payload: tuple[memoryview, ...]) -> DataAnswer:
         match msg:
             case ShardPut():
-                store, _ = self._disk(msg.osd).serving()
+                disk = self._disk(msg.osd)
+                disk.serving()
                 if len(payload) != 1:
                     raise BadRequest("a shard write carries its bytes as one payload frame")
                 self._check_header(msg.header)
-                await self._run(store.put, msg.header, payload[0])
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                disk.shards.append((msg.header, payload[0], done))
+                disk.shards_wake.set()
+                await done
                 return ShardPutReply(rid=msg.rid), ()
             case ShardGet():
                 store, _ = self._disk(msg.osd).serving()
@@ -283,7 +291,43 @@ class OsdService(Service):
         serving = [d for d in self.disks if d.journal is not None]
         if not serving:
             await asyncio.Event().wait()
-        await asyncio.gather(*(self._commit_disk(d) for d in serving))
+        await asyncio.gather(
+            *(self._commit_disk(d) for d in serving), *(self._write_shards(d) for d in serving)
+        )
+
+    async def _write_shards(self, disk: LocalDisk) -> None:
+        """Group commit of shard files: every waiting shard is written and fsync'd at once
+        (the threads' fsyncs share the filesystem's journal commits), then all are renamed
+        into place and each directory touched is fsync'd once; shards that came meanwhile
+        form the next batch. (One ``syncfs`` per batch instead measured slower: it flushes
+        the whole filesystem.)"""
+        store, _ = disk.serving()
+        while True:
+            await disk.shards_wake.wait()
+            disk.shards_wake.clear()
+            batch, disk.shards = disk.shards, []
+            if not batch:
+                continue
+            results = await asyncio.gather(
+                *(self._run(functools.partial(store.stage, h, d, sync=True)) for h, d, _ in batch),
+                return_exceptions=True,
+            )
+            staged: list[tuple[Staged, asyncio.Future[None]]] = []
+            for result, (_, _, fut) in zip(results, batch, strict=True):
+                if isinstance(result, Staged):
+                    staged.append((result, fut))
+                elif not fut.done():
+                    fut.set_exception(result)
+            try:
+                await self._run(functools.partial(store.publish, [s for s, _ in staged], sync=True))
+            except RackError as exc:
+                for _, fut in staged:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for _, fut in staged:
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _commit_disk(self, disk: LocalDisk) -> None:
         _, journal = disk.serving()
@@ -309,7 +353,7 @@ class OsdService(Service):
                         replaced = latest[(meta.pool, meta.name)]
                         latest[(meta.pool, meta.name)] = meta
                         if replaced is not None:
-                            self.collector.superseded(replaced, meta)
+                            self.collector.superseded(replaced, self.ctx.clock.wall())
                     if not fut.done():
                         fut.set_result(ok)
 

@@ -35,7 +35,8 @@ import struct
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,6 +66,19 @@ _SUM = struct.Struct("<Q")
 _MAX_HEADER = 1 << 20
 """A header is a few hundred bytes; a larger length field is damage, not a header."""
 _IOV_MAX = 1024
+_HEAD_PROBE = 4096
+"""Bytes read first: the preamble, the header and its checksum fit in them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A shard file written to ``incoming/``, to be renamed to ``final``."""
+
+    tmp: Path
+    final: Path
+    size: int
+
+
 _enc = msgspec.msgpack.Encoder()
 _header_dec = msgspec.msgpack.Decoder(ShardHeader)
 
@@ -95,6 +109,25 @@ def _write_all(fd: int, bufs: list[memoryview]) -> None:
             else:
                 pending[0] = head[written:]
                 written = 0
+
+
+def _read_all(fd: int, bufs: list[memoryview], offset: int) -> None:
+    """preadv into ``bufs`` completely from ``offset``, in batches of at most IOV_MAX."""
+    pending = deque(bufs)
+    while pending:
+        batch = [pending[i] for i in range(min(len(pending), _IOV_MAX))]
+        got = os.preadv(fd, batch, offset)
+        if got == 0:
+            raise OSError(5, "the file ended before its last block")
+        offset += got
+        while got:
+            head = pending[0]
+            if got >= len(head):
+                got -= len(head)
+                pending.popleft()
+            else:
+                pending[0] = head[got:]
+                got = 0
 
 
 class ShardStore:
@@ -146,6 +179,16 @@ class ShardStore:
     # -- shards ----------------------------------------------------------------------------
     def put(self, header: ShardHeader, data: bytes | memoryview) -> None:
         """Store one shard durably; an existing file of the same shard is replaced (a retry)."""
+        staged = self.stage(header, data, sync=True)
+        self.publish([staged], sync=True)
+
+    def stage(self, header: ShardHeader, data: bytes | memoryview, *, sync: bool) -> Staged:
+        """Write the shard's file into ``incoming/`` (fsync'd if ``sync``); not yet visible.
+
+        A batch stages many shards (their fsyncs run at once and share the filesystem's
+        journal commits) and then :meth:`publish`es them: one fsync per directory for the
+        whole batch, not one per shard.
+        """
         view = memoryview(data).cast("B")
         self._check_request(header, view)
         encoded = _enc.encode(header)
@@ -153,8 +196,8 @@ class ShardStore:
         _, free = self.space()
         if free - size < self.reserve_bytes:
             raise DiskFull(
-                f"disk {self.root} has {free} bytes free and keeps {self.reserve_bytes} in "
-                f"reserve, so a shard file of {size} bytes is refused",
+                f"disk {self.root} is full: {free} bytes free, {self.reserve_bytes} kept in "
+                f"reserve, no room for a shard file of {size} bytes",
                 disk=self.root,
             )
         bufs = [
@@ -170,45 +213,81 @@ class ShardStore:
         final = self._path(header.id)
         tmp = self.root / INCOMING / f"{uuid.uuid4().hex}.tmp"
         try:
-            self._write_file(tmp, bufs)
-            old = self._place(tmp, final)
+            self._write_file(tmp, bufs, sync=sync)
         except OSError as err:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
             raise self._os_error(err, f"write shard file {final}") from err
-        with self._lock:
-            self._used += size - old
-        try:
-            fsync_dir(final.parent)
-        except OSError as err:  # in place, but a crash might still undo the rename
-            raise self._os_error(err, f"make shard file {final} durable") from err
+        return Staged(tmp, final, size)
 
-    def get(self, id: ShardId) -> tuple[ShardHeader, bytes]:
-        """The shard's header and data, after every check of the file has passed."""
+    def publish(self, staged: Sequence[Staged], *, sync: bool) -> None:
+        """Rename staged files into place; durable on return if ``sync`` (each directory
+        touched is fsync'd once). Their data must be durable already."""
+        try:
+            dirs = {self._place(s.tmp, s.final) for s in staged}
+            if sync:
+                for group in dirs:
+                    fsync_dir(group)
+        except OSError as err:
+            for s in staged:
+                with contextlib.suppress(OSError):
+                    s.tmp.unlink(missing_ok=True)
+            raise self._os_error(err, "put shard files in place") from err
+
+    def get(self, id: ShardId) -> tuple[ShardHeader, bytearray]:
+        """The shard's header and data, after every check of the file has passed.
+
+        The blocks are read scattered (``preadv``) straight into one buffer of the shard's
+        length and their checksums into another, so the data is copied once, from the
+        page cache, and never joined.
+        """
         path = self._path(id)
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
+            with self._lock:  # the metadata names it, so a missing file is damage
+                self.errors += 1
             raise self._missing(id) from None
         except OSError as err:
             raise self._os_error(err, f"read shard file {path}") from err
-        data = memoryview(raw)
-        header, pos = self._parse_header(path, data)
+        try:
+            return self._read_checked(path, fd, id)
+        except OSError as err:
+            raise self._os_error(err, f"read shard file {path}") from err
+        finally:
+            os.close(fd)
+
+    def _read_checked(self, path: Path, fd: int, id: ShardId) -> tuple[ShardHeader, bytearray]:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, min(size, _HEAD_PROBE), 0)
+        if len(head) >= _PREAMBLE.size:
+            _, _, _, length = _PREAMBLE.unpack_from(head)
+            want = _PREAMBLE.size + length + _SUM.size
+            if len(head) < want <= size:
+                head = os.pread(fd, want, 0)
+        header, pos = self._parse_header(path, memoryview(head))
         if header.id != id:
             raise self._corrupt(path, f"it holds {_describe(header.id)}, not {_describe(id)}")
         expected = file_size(header, pos - _PREAMBLE.size - _SUM.size)
-        if len(data) != expected:
-            raise self._corrupt(path, f"it is {len(data)} bytes long, not {expected}")
-        blocks = []
-        step = _SUM.size + header.block_size
-        for number, start in enumerate(range(pos, len(data), step)):
-            (want,) = _SUM.unpack_from(data, start)
-            block = data[start + _SUM.size : start + step]
-            if xxhash.xxh3_64_intdigest(block) != want:
-                raise self._corrupt(path, f"block {number} fails its checksum")
-            blocks.append(block)
-        return header, b"".join(blocks)
+        if size != expected:
+            raise self._corrupt(path, f"it is {size} bytes long, not {expected}")
+        out = bytearray(header.shard_len)
+        blocks = _blocks(header.shard_len, header.block_size)
+        sums = bytearray(blocks * _SUM.size)
+        data, sv = memoryview(out), memoryview(sums)
+        bufs = []
+        for i in range(blocks):
+            bufs += [
+                sv[i * _SUM.size : (i + 1) * _SUM.size],
+                data[i * header.block_size :][: header.block_size],
+            ]
+        _read_all(fd, bufs, pos)
+        for i in range(blocks):
+            (want_sum,) = _SUM.unpack_from(sums, i * _SUM.size)
+            block = data[i * header.block_size :][: header.block_size]
+            if xxhash.xxh3_64_intdigest(block) != want_sum:
+                raise self._corrupt(path, f"block {i} fails its checksum")
+        return header, out
 
     def delete(self, id: ShardId) -> bool:
         """Remove the shard's file; False if there was none."""
@@ -267,16 +346,17 @@ class ShardStore:
                 f"disk {self.root} refused {_describe(header.id)}: {problem}", disk=self.root
             )
 
-    def _write_file(self, tmp: Path, bufs: list[memoryview]) -> None:
+    def _write_file(self, tmp: Path, bufs: list[memoryview], *, sync: bool) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             _write_all(fd, bufs)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _place(self, tmp: Path, final: Path) -> int:
-        """Rename ``tmp`` to ``final``; returns the size of the file it replaced."""
+    def _place(self, tmp: Path, final: Path) -> Path:
+        """Rename ``tmp`` to ``final`` (counting its bytes); returns its directory."""
         group = final.parent
         if not group.is_dir():
             # Another thread may make it first; either way its entry must be durable.
@@ -286,8 +366,11 @@ class ShardStore:
             old = final.stat().st_size
         except FileNotFoundError:
             old = 0
+        size = tmp.stat().st_size
         os.rename(tmp, final)
-        return old
+        with self._lock:
+            self._used += size - old
+        return group
 
     def _scan_one(self, path: Path) -> tuple[ShardHeader, float] | None:
         try:
