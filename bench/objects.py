@@ -64,6 +64,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 @contextmanager
 def measured(pids: list[int], out: dict[str, float]) -> Iterator[None]:
+    os.sync()  # every phase starts with no dirty pages of an earlier one
     c0, t0 = cpu_seconds(pids), time.perf_counter()
     yield
     out["seconds"] = time.perf_counter() - t0
@@ -75,6 +76,7 @@ def measured(pids: list[int], out: dict[str, float]) -> Iterator[None]:
 
 def raw_write_read(base: Path, total: int, blob: bytes) -> tuple[float, float]:
     """Sequential buffered writes + fsync of ``total`` bytes in 64 MiB files, then reads."""
+    os.sync()
     files = []
     t0 = time.perf_counter()
     written = 0
@@ -242,6 +244,7 @@ class Bench:
             self.out["cpu_s_per_GB_get"] = get["cpu_s"] / (total / 1024**3)
 
             small = os.urandom(4096)
+            os.sync()
             t0 = time.perf_counter()
             lat = await many(
                 a.small, 16, lambda i: oc.put("bench", f"small/{i}", io.BytesIO(small))
@@ -254,6 +257,7 @@ class Bench:
             self.out["small_get_per_s"] = a.small / (time.perf_counter() - t0)
 
             mid = blob[: 4 * MiB]
+            os.sync()
             t0 = time.perf_counter()
             await many(a.mid, 16, lambda i: oc.put("bench", f"mid/{i}", io.BytesIO(mid)))
             self.out["put_4MiB_MBps"] = a.mid * 4 / (time.perf_counter() - t0)
