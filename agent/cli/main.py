@@ -178,7 +178,14 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         suspect_after=args.suspect_after,
         dead_after=args.dead_after,
     )
-    seconds = lab.up(args.nodes, args.mode, timing, timeout=args.timeout)
+    seconds = lab.up(
+        args.nodes,
+        args.mode,
+        timing,
+        timeout=args.timeout,
+        disks=args.disks,
+        disk_mib=args.disk_mib,
+    )
     st = lab.status_of("n1")
     mode = "netns" if any(n.address != "127.0.0.1" for n in st.nodes if n.address) else "loopback"
     if args.json:
@@ -314,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--heartbeat-interval", type=float, default=defaults.heartbeat_interval)
     up.add_argument("--suspect-after", type=float, default=defaults.suspect_after)
     up.add_argument("--dead-after", type=float, default=defaults.dead_after)
+    up.add_argument("--disks", type=int, default=2, help="disks (OSDs) per node")
+    up.add_argument(
+        "--disk-mib",
+        type=int,
+        default=None,
+        help="make every disk a tmpfs of this size (root), so a disk can be filled",
+    )
     up.add_argument("--json", action="store_true")
     for name, fn, help_ in (
         ("down", cmd_lab_down, "stop every agent and remove namespaces, veths and the bridge"),
