@@ -327,7 +327,7 @@ class ObjectClient:
         domains = {layout.domain_of(osd) for osd in silent}
         if len(domains) > layout.pool.m:
             raise NotEnoughShards(
-                f"OSDs in {len(domains)} {layout.pool.failure_domain}s did not answer, more "
+                f"the OSDs of {len(domains)} {layout.pool.failure_domain}s did not answer, more "
                 f"than the pool's {layout.pool.m} parity shards; the listing would be incomplete"
             )
         newest: dict[str, ListEntry] = {}

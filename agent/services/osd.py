@@ -82,6 +82,31 @@ class LocalDisk:
         return self.store, self.journal
 
 
+def disk_summary(disk: LocalDisk) -> DiskSummary:
+    """What heartbeats and ``rack status`` say of one disk."""
+    if disk.store is None or disk.journal is None:
+        return DiskSummary(
+            path=disk.path, total_bytes=0, free_bytes=0, ok=False, problem=disk.problem
+        )
+    try:
+        total, free = disk.store.space()
+    except OSError as exc:
+        return DiskSummary(
+            path=disk.path,
+            total_bytes=0,
+            free_bytes=0,
+            ok=False,
+            problem=f"disk {disk.path} cannot be measured: {exc.strerror}",
+        )
+    return DiskSummary(
+        path=disk.path,
+        total_bytes=total,
+        free_bytes=free,
+        used_bytes=disk.store.used_bytes + disk.journal.size_bytes,
+        errors=disk.store.errors + disk.journal.damaged,
+    )
+
+
 class OsdService(Service):
     name = "osd"
     log = logging.getLogger("agent.osd")
@@ -151,30 +176,7 @@ class OsdService(Service):
         self.io.shutdown(wait=False, cancel_futures=True)
 
     def heartbeat_fields(self) -> Mapping[str, object]:
-        return {"disks": tuple(self._summary(d) for d in self.disks)}
-
-    def _summary(self, disk: LocalDisk) -> DiskSummary:
-        if disk.store is None or disk.journal is None:
-            return DiskSummary(
-                path=disk.path, total_bytes=0, free_bytes=0, ok=False, problem=disk.problem
-            )
-        try:
-            total, free = disk.store.space()
-        except OSError as exc:
-            return DiskSummary(
-                path=disk.path,
-                total_bytes=0,
-                free_bytes=0,
-                ok=False,
-                problem=f"disk {disk.path} cannot be measured: {exc.strerror}",
-            )
-        return DiskSummary(
-            path=disk.path,
-            total_bytes=total,
-            free_bytes=free,
-            used_bytes=disk.store.used_bytes + disk.journal.size_bytes,
-            errors=disk.store.errors + disk.journal.damaged,
-        )
+        return {"disks": tuple(disk_summary(d) for d in self.disks)}
 
     # ---- requests ----------------------------------------------------------------------
 

@@ -111,6 +111,52 @@ def _write_all(fd: int, bufs: list[memoryview]) -> None:
                 written = 0
 
 
+def _request_problem(header: ShardHeader, view: memoryview) -> str:
+    """What is wrong with a shard write's header and bytes, or "" when nothing is."""
+    if len(view) != header.shard_len:
+        return f"{len(view)} bytes of data came with a header saying {header.shard_len}"
+    if header.block_size <= 0:
+        return f"the header's block size {header.block_size} is not positive"
+    if (header.format, header.checksum) != (FORMAT, CHECKSUM):
+        return (
+            f"the header asks for format {header.format} with {header.checksum} checksums, "
+            f"but this disk writes format {FORMAT} with {CHECKSUM}"
+        )
+    return ""
+
+
+def _file_buffers(header: ShardHeader, view: memoryview) -> tuple[list[memoryview], int]:
+    """The buffers of a shard file (preamble, header, checksummed blocks) and its size."""
+    encoded = _enc.encode(header)
+    bufs = [
+        memoryview(
+            _PREAMBLE.pack(MAGIC, FORMAT, 0, len(encoded))
+            + encoded
+            + _SUM.pack(xxhash.xxh3_64_intdigest(encoded))
+        )
+    ]
+    for start in range(0, len(view), header.block_size):
+        block = view[start : start + header.block_size]
+        bufs += [memoryview(_SUM.pack(xxhash.xxh3_64_intdigest(block))), block]
+    return bufs, file_size(header, len(encoded))
+
+
+def _scatter(header: ShardHeader) -> tuple[bytearray, bytearray, list[memoryview]]:
+    """One buffer for the data, one for the block checksums, and the ``preadv`` list that
+    fills them from the file's blocks in order."""
+    out = bytearray(header.shard_len)
+    blocks = _blocks(header.shard_len, header.block_size)
+    sums = bytearray(blocks * _SUM.size)
+    data, sv = memoryview(out), memoryview(sums)
+    bufs = []
+    for i in range(blocks):
+        bufs += [
+            sv[i * _SUM.size : (i + 1) * _SUM.size],
+            data[i * header.block_size :][: header.block_size],
+        ]
+    return out, sums, bufs
+
+
 def _read_all(fd: int, bufs: list[memoryview], offset: int) -> None:
     """preadv into ``bufs`` completely from ``offset``, in batches of at most IOV_MAX."""
     pending = deque(bufs)
@@ -191,8 +237,7 @@ class ShardStore:
         """
         view = memoryview(data).cast("B")
         self._check_request(header, view)
-        encoded = _enc.encode(header)
-        size = file_size(header, len(encoded))
+        bufs, size = _file_buffers(header, view)
         _, free = self.space()
         if free - size < self.reserve_bytes:
             raise DiskFull(
@@ -200,16 +245,6 @@ class ShardStore:
                 f"reserve, no room for a shard file of {size} bytes",
                 disk=self.root,
             )
-        bufs = [
-            memoryview(
-                _PREAMBLE.pack(MAGIC, FORMAT, 0, len(encoded))
-                + encoded
-                + _SUM.pack(xxhash.xxh3_64_intdigest(encoded))
-            )
-        ]
-        for start in range(0, len(view), header.block_size):
-            block = view[start : start + header.block_size]
-            bufs += [memoryview(_SUM.pack(xxhash.xxh3_64_intdigest(block))), block]
         final = self._path(header.id)
         tmp = self.root / INCOMING / f"{uuid.uuid4().hex}.tmp"
         try:
@@ -271,17 +306,10 @@ class ShardStore:
         expected = file_size(header, pos - _PREAMBLE.size - _SUM.size)
         if size != expected:
             raise self._corrupt(path, f"it is {size} bytes long, not {expected}")
-        out = bytearray(header.shard_len)
-        blocks = _blocks(header.shard_len, header.block_size)
-        sums = bytearray(blocks * _SUM.size)
-        data, sv = memoryview(out), memoryview(sums)
-        bufs = []
-        for i in range(blocks):
-            bufs += [
-                sv[i * _SUM.size : (i + 1) * _SUM.size],
-                data[i * header.block_size :][: header.block_size],
-            ]
+        out, sums, bufs = _scatter(header)
         _read_all(fd, bufs, pos)
+        data = memoryview(out)
+        blocks = len(sums) // _SUM.size
         for i in range(blocks):
             (want_sum,) = _SUM.unpack_from(sums, i * _SUM.size)
             block = data[i * header.block_size :][: header.block_size]
@@ -331,16 +359,7 @@ class ShardStore:
         return self.root / SHARDS / id.dir_name() / id.file_name()
 
     def _check_request(self, header: ShardHeader, view: memoryview) -> None:
-        problem = ""
-        if len(view) != header.shard_len:
-            problem = f"{len(view)} bytes of data came with a header saying {header.shard_len}"
-        elif header.block_size <= 0:
-            problem = f"the header's block size {header.block_size} is not positive"
-        elif (header.format, header.checksum) != (FORMAT, CHECKSUM):
-            problem = (
-                f"the header asks for format {header.format} with {header.checksum} checksums, "
-                f"but this disk writes format {FORMAT} with {CHECKSUM}"
-            )
+        problem = _request_problem(header, view)
         if problem:
             raise BadShard(
                 f"disk {self.root} refused {_describe(header.id)}: {problem}", disk=self.root
