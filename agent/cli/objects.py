@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ from agent.objects.layout import write_quorum
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+MAP_CATCH_UP_S = 1.0
 STDOUT_BUFFER = 64 * 1024 * 1024
 """Objects up to this size are read whole before a byte goes to stdout."""
 """Smaller transfers finish before a bar would be worth drawing."""
@@ -53,10 +55,18 @@ def _warn(message: str) -> None:
 
 
 def _session(
-    client_of: Callable[[], Client], work: Callable[[ObjectClient, ClusterMap], Awaitable[T]]
+    client_of: Callable[[], Client],
+    work: Callable[[ObjectClient, ClusterMap], Awaitable[T]],
+    pool: str | None = None,
 ) -> T:
     with client_of() as client:
         cmap = client.cluster_map()
+        # the node that answered first may not have the newest map yet (a pool created a
+        # moment ago): ask again for a second before saying there is no such pool
+        deadline = time.monotonic() + MAP_CATCH_UP_S
+        while pool is not None and pool not in cmap.pools and time.monotonic() < deadline:
+            time.sleep(0.1)
+            cmap = client.cluster_map()
         keypair = client.me
 
     async def run() -> T:
@@ -149,7 +159,7 @@ def cmd_put(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
         total = os.fstat(src.fileno()).st_size
     try:
         with _progress(f"put {pool}/{name}", total) as progress:
-            stored = _session(client_of, lambda oc, _m: oc.put(pool, name, src, progress))
+            stored = _session(client_of, lambda oc, _m: oc.put(pool, name, src, progress), pool)
     finally:
         if src is not sys.stdin.buffer:
             src.close()
@@ -186,7 +196,7 @@ def cmd_get(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
         return meta
 
     try:
-        _session(client_of, work)
+        _session(client_of, work, pool)
     except BrokenPipeError:
         raise
     except OSError as exc:
@@ -245,7 +255,7 @@ def stat_json(pool: str, meta: ObjectMeta) -> dict[str, Any]:
 
 def cmd_stat(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
     pool, name = split_object_path(args.object)
-    meta = _session(client_of, lambda oc, _m: oc.head(pool, name))
+    meta = _session(client_of, lambda oc, _m: oc.head(pool, name), pool)
     data = stat_json(pool, meta)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -263,7 +273,7 @@ def cmd_stat(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
 
 def cmd_ls(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
     pool = check_name(args.pool, "pool name")
-    entries = _session(client_of, lambda oc, _m: oc.ls(pool, args.prefix))
+    entries = _session(client_of, lambda oc, _m: oc.ls(pool, args.prefix), pool)
     rows: list[dict[str, Any]] = [
         {
             "name": e.name,
@@ -283,7 +293,7 @@ def cmd_ls(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
 
 def cmd_rm(args: argparse.Namespace, client_of: Callable[[], Client]) -> int:
     pool, name = split_object_path(args.object)
-    version = _session(client_of, lambda oc, _m: oc.rm(pool, name))
+    version = _session(client_of, lambda oc, _m: oc.rm(pool, name), pool)
     print(f"removed {pool}/{name} (deletion version {version.hex()})")
     return 0
 

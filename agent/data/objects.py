@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 import xxhash
@@ -124,20 +124,16 @@ class ObjectClient:
             return await self._put_inline(meta_set, pool, name, bytes(first), progress)
         seen = await meta_set.read(repair=False)
         version = next_version(seen.seen, self.wall_ns(), self.rng.getrandbits(63))
-        info = layout.pool
-        base = ObjectMeta(
-            pool=info.id,
-            name=name,
-            version=version,
-            k=info.k,
-            m=info.m,
-            plugin=info.plugin,
-            written_at=version.ts / 1e9,
-        )
         io = self._chunks(layout, name, version)
         refs, size, checksum = await self._write_chunks(io, src, first, progress)
-        meta = msgspec.structs.replace(
-            base, size=size, chunk_size=self.chunk_size, chunks=tuple(refs), checksum=checksum
+        meta = _version_of(
+            layout,
+            name,
+            version,
+            size=size,
+            chunk_size=self.chunk_size,
+            chunks=tuple(refs),
+            checksum=checksum,
         )
         await meta_set.write(meta)
         missing = sum(len(r.missing) for r in refs)
@@ -160,14 +156,10 @@ class ObjectClient:
             after = list((await meta_set.read(repair=False)).seen)
         for _ in range(INLINE_TRIES):
             version = next_version(after, self.wall_ns(), self.rng.getrandbits(63))
-            meta = ObjectMeta(
-                pool=info.id,
-                name=name,
-                version=version,
-                k=info.k,
-                m=info.m,
-                plugin=info.plugin,
-                written_at=version.ts / 1e9,
+            meta = _version_of(
+                meta_set.layout,
+                name,
+                version,
                 size=len(data),
                 inline=data,
                 checksum=xxhash.xxh3_64_intdigest(data),
@@ -357,6 +349,21 @@ class ObjectClient:
             if not reply.more or not page:
                 return entries
             after = page[-1].name
+
+
+def _version_of(layout: PoolLayout, name: str, version: Version, **fields: Any) -> ObjectMeta:
+    """The metadata record of a new version of ``name``, coded as its pool says."""
+    pool = layout.pool
+    return ObjectMeta(
+        pool=pool.id,
+        name=name,
+        version=version,
+        k=pool.k,
+        m=pool.m,
+        plugin=pool.plugin,
+        written_at=version.ts / 1e9,
+        **fields,
+    )
 
 
 async def _read(src: BinaryIO, size: int) -> bytes:

@@ -67,9 +67,10 @@ LAB_STORAGE = {
     "reserve_bytes": 1024 * 1024,
     "gc_interval": 5.0,
     "gc_superseded_after": 10.0,
-    "gc_orphan_after": 60.0,
+    "gc_orphan_after": 600.0,
 }
-"""The lab collects garbage within seconds, so it can be watched (production: minutes)."""
+"""The lab collects replaced versions within seconds, so it can be watched (production:
+minutes); orphans wait 10 minutes, longer than any put a lab runs."""
 
 
 def _free_port_block(count: int) -> int:

@@ -106,14 +106,18 @@ _decoder = msgspec.msgpack.Decoder(Message)
 _data_decoder = msgspec.msgpack.Decoder(DataMessage)
 
 
-def encode(msg: Message, payload: Payload = ()) -> list[bytes]:
-    """Message (plus bulk payload frames) to frames."""
+def _header(msg: Message | DataMessage) -> bytes:
     header = _encoder.encode(msg)
     if len(header) > MAX_HEADER_BYTES:
         raise FrameTooLarge(
             f"a {type(msg).__name__} header of {len(header)} bytes is over the limit"
         )
-    return [PROTOCOL_TAG, header, *payload]
+    return header
+
+
+def encode(msg: Message, payload: Payload = ()) -> list[bytes]:
+    """Message (plus bulk payload frames) to frames."""
+    return [PROTOCOL_TAG, _header(msg), *payload]
 
 
 def decode(frames: list[bytes]) -> tuple[Message, Payload]:
@@ -128,12 +132,7 @@ def decode(frames: list[bytes]) -> tuple[Message, Payload]:
 
 def encode_data(msg: DataMessage, payload: Sequence[BytesLike] = ()) -> list[BytesLike]:
     """A data-plane message to frames; payload buffers are passed on, not copied."""
-    header = _encoder.encode(msg)
-    if len(header) > MAX_HEADER_BYTES:
-        raise FrameTooLarge(
-            f"a {type(msg).__name__} header of {len(header)} bytes is over the limit"
-        )
-    return [DATA_TAG, header, *payload]
+    return [DATA_TAG, _header(msg), *payload]
 
 
 def decode_data(

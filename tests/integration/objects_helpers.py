@@ -81,8 +81,10 @@ def with_objects(
     lab: Lab,
     work: Callable[[ObjectClient], Awaitable[T]],
     on_damage: Callable[[str], None] | None = None,
+    **client_options: Any,
 ) -> T:
-    """Run ``work`` with a fresh ObjectClient (fresh map, fresh data link), like the CLI."""
+    """Run ``work`` with a fresh ObjectClient (fresh map, fresh data link), like the CLI;
+    ``client_options`` go to the ObjectClient (a skewed clock, say)."""
     with lab.client() as client:
         cmap = client.cluster_map()
         keypair = client.me
@@ -90,7 +92,9 @@ def with_objects(
     async def run() -> T:
         link = DataLink(keypair)
         try:
-            oc = ObjectClient(link, lambda: cmap, on_damage=on_damage or (lambda _m: None))
+            oc = ObjectClient(
+                link, lambda: cmap, on_damage=on_damage or (lambda _m: None), **client_options
+            )
             return await work(oc)
         finally:
             link.close()

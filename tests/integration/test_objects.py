@@ -4,7 +4,6 @@ one name, and pools whose failure domain is the OSD."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import io
 import json
@@ -19,8 +18,6 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main as rack_main
-from agent.data.link import DataLink
-from agent.data.objects import ObjectClient
 from agent.errors import RackError
 from agent.lab import Lab
 from agent.objects.layout import CHUNK_SIZE, INLINE_MAX
@@ -468,20 +465,10 @@ def test_a_small_put_from_a_clock_far_behind_still_wins_over_an_earlier_one(lab:
     later = b"written later, from a client whose clock says 1970"
     ok(rack_bin(lab, "put", f"{POOL}/clocks", "-", stdin=first))
     before = stat_json(lab, f"{POOL}/clocks")["version"]
-    with lab.client() as client:
-        cmap = client.cluster_map()
-        keypair = client.me
-
-    async def put_behind() -> str:
-        link = DataLink(keypair)
-        try:
-            oc = ObjectClient(link, lambda: cmap, wall_ns=lambda: 1_000)
-            stored = await oc.put(POOL, "clocks", io.BytesIO(later))
-            return stored.version.hex()
-        finally:
-            link.close()
-
-    after = asyncio.run(put_behind())
+    stored = with_objects(
+        lab, lambda oc: oc.put(POOL, "clocks", io.BytesIO(later)), wall_ns=lambda: 1_000
+    )
+    after = stored.version.hex()
     assert after > before  # the acknowledged version is newer than the earlier one
     assert ok(rack_bin(lab, "get", f"{POOL}/clocks")).stdout == later
     assert stat_json(lab, f"{POOL}/clocks")["version"] == after

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from agent.store import (
     Version,
 )
 from agent.store.journal import frame
+from tests.store.store_helpers import tmpfs
 
 
 def meta(name: str, ts: int, *, deleted: bool = False, pool: int = 1, size: int = 0) -> ObjectMeta:
@@ -326,28 +325,6 @@ def test_reads_run_while_another_thread_commits(journal: MetaJournal) -> None:
         reader.join()
     assert failures == []
     assert len(journal) == 300
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, options: str) -> Iterator[Path]:
-    """A small real filesystem at ``path`` (root only), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill it needs root")
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(
-            ["umount", "--lazy", str(path)], check=True
-        )  # even if a test left a file open
 
 
 def test_a_full_filesystem_fails_the_commit_and_cuts_it_back(tmp_path: Path) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import struct
-import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +25,7 @@ from agent.store import (
     UnknownFormat,
     Version,
 )
+from tests.store.store_helpers import tmpfs
 
 LENGTHS = [0, 1, BLOCK_SIZE - 1, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE]
 
@@ -308,28 +306,6 @@ def test_concurrent_puts_and_gets_on_different_shards(store: ShardStore) -> None
         expected_size(shard(BLOCK_SIZE + p, position=p)[0]) for p in range(32)
     )
     assert len(list(store.scan())) == 32
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, options: str) -> Iterator[Path]:
-    """A small real filesystem at ``path`` (root only), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill it needs root")
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(
-            ["umount", "--lazy", str(path)], check=True
-        )  # even if a test left a file open
 
 
 def test_a_full_filesystem_refuses_a_shard_and_keeps_the_others(tmp_path: Path) -> None:
