@@ -17,7 +17,7 @@ from agent.clustermap.commands import (
     decode_command,
     encode_command,
 )
-from agent.clustermap.membership import membership_changes
+from agent.clustermap.membership import membership_changes, osd_state_changes
 from agent.clustermap.model import (
     ClusterMap,
     ContainerInfo,
@@ -55,4 +55,5 @@ __all__ = [
     "encode_command",
     "encode_map",
     "membership_changes",
+    "osd_state_changes",
 ]

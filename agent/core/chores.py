@@ -9,6 +9,8 @@ not proposed again while an identical one is in flight (until it commits, or for
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from agent.clustermap import (
@@ -20,6 +22,7 @@ from agent.clustermap import (
     SetNodeStates,
     encode_command,
     membership_changes,
+    osd_state_changes,
 )
 
 INFLIGHT_S = 2.0
@@ -47,10 +50,13 @@ class Chores:
         *,
         now: float,
         wall: float,
+        disks: Mapping[tuple[str, str], bool] | None = None,
     ) -> list[Command]:
-        """The changes to propose at ``now`` (monotonic); ``wall`` stamps the vote's changes."""
+        """The changes to propose at ``now`` (monotonic); ``wall`` stamps the vote's changes;
+        ``disks`` is what nodes say of their disks (a refused disk's OSD goes down)."""
         self._inflight = {k: t for k, t in self._inflight.items() if t > now}
         wanted = membership_changes(cmap, heard_nodes, heard_osds)
+        wanted += osd_state_changes(cmap, disks or {})
         if decided:
             wanted.append(SetNodeStates(changes=tuple(decided), at=wall))
         out = []

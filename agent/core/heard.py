@@ -15,6 +15,16 @@ from agent.enrolment import Allowlist
 from agent.wire import Heartbeat
 
 
+def disk_health(beats: Iterable[Heartbeat], allowlist: Allowlist) -> dict[tuple[str, str], bool]:
+    """What each enrolled node says of each of its disks: (node, path) -> serving."""
+    return {
+        (hb.node.name, d.path): d.ok
+        for hb in beats
+        if allowlist.node_key(hb.node.name) == hb.node.public_key
+        for d in hb.disks
+    }
+
+
 def heard(beats: Iterable[Heartbeat], allowlist: Allowlist) -> tuple[list[AddNode], list[AddOsd]]:
     nodes: list[AddNode] = []
     osds: list[AddOsd] = []

@@ -24,7 +24,7 @@ import msgspec
 from agent.clustermap import Applied, ClusterMap, Command, SetNodeStates, encode_command, encode_map
 from agent.clustermap.machine import MapMachine
 from agent.core.chores import Chores
-from agent.core.heard import heard
+from agent.core.heard import disk_health, heard
 from agent.core.raftid import raft_id
 from agent.core.senders import Allow
 from agent.errors import Busy, LeadershipChanged, NoQuorum, RpcTimeout
@@ -285,9 +285,11 @@ class MonitorService(Service):
         own = self.membership.published or self.membership.describe_self()
         beats = [own, *self.membership.beats.values()]
         nodes, osds = heard(beats, self.ctx.allowlist)
+        disks = disk_health(beats, self.ctx.allowlist)
         wall = clock.wall()
         decided = self.tally.decide(self.cmap, now, wall=wall)
-        for cmd in self.chores.due(self.cmap, nodes, osds, decided, now=now, wall=wall):
+        due = self.chores.due(self.cmap, nodes, osds, decided, now=now, wall=wall, disks=disks)
+        for cmd in due:
             try:
                 self.driver.propose(encode_command(cmd))
             except RaftError:

@@ -173,7 +173,10 @@ class OsdService(Service):
         self.server.close()
         if self._link is not None:
             self._link.close()
-        self.io.shutdown(wait=False, cancel_futures=True)
+        self.io.shutdown(wait=True, cancel_futures=True)  # no write is cut off mid-file
+        for disk in self.disks:
+            if disk.journal is not None:
+                disk.journal.close()
 
     def heartbeat_fields(self) -> Mapping[str, object]:
         return {"disks": tuple(disk_summary(d) for d in self.disks)}

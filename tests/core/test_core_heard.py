@@ -3,7 +3,7 @@ from __future__ import annotations
 import msgspec
 
 from agent.clustermap import AddNode, AddOsd
-from agent.core.heard import heard
+from agent.core.heard import disk_health, heard
 from agent.wire import DiskSummary
 from tests.core.core_helpers import ALLOWLIST, beat, record
 
@@ -38,3 +38,11 @@ def test_a_stranger_a_client_or_a_wrong_key_is_not_heard() -> None:
     stranger = msgspec.structs.replace(beat("n1"), node=record("n9"))
     client = msgspec.structs.replace(beat("n1"), node=record("admin"))
     assert heard([impostor, stranger, client], ALLOWLIST) == ([], [])
+
+
+def test_disk_health_is_what_each_enrolled_node_says_of_its_disks() -> None:
+    good = beat("n1", disks=1)
+    refused = DiskSummary(path="/d1", total_bytes=0, free_bytes=0, ok=False, problem="swapped")
+    both = msgspec.structs.replace(good, disks=(*good.disks, refused))
+    impostor = beat("n2", public_key="x" * 40)
+    assert disk_health([both, impostor], ALLOWLIST) == {("n1", "/d0"): True, ("n1", "/d1"): False}

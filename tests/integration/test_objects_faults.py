@@ -424,6 +424,17 @@ class TestSwappedDisk:
         assert health[str(lab.node_dir("n5") / "disk1")]["ok"] is True
         assert all(h["ok"] for path, h in health.items() if path != str(disk))
 
+        # the leader marks the refused disk's OSD down, so clients stop asking it
+        def marked_down() -> bool:
+            with lab.client() as client:
+                osds = client.cluster_map().osds.values()
+            states = {o.path: o.state for o in osds if o.node == "n5"}
+            return (
+                states.get(str(disk)) == "down" and states.get(str(disk.parent / "disk1")) == "up"
+            )
+
+        wait_until(marked_down, 10, "the map marks the refused disk's OSD down")
+
         # the rest keeps working: old objects read back (rebuilt where the disk held a
         # shard), new ones are stored and read back
         for name, data in swapped.objects.items():
