@@ -86,7 +86,9 @@ class Node:
                 self.env.transport.start(self, self._task)
                 for service in self.services.all():
                     for loop in service.loops():
-                        tg.create_task(loop(), name=f"{service.name}.{loop.__name__}")
+                        tg.create_task(
+                            loop(), name=f"{self.me.name}.{service.name}.{loop.__name__}"
+                        )
                 if self.env.peer_source is not None:
                     source = self.env.peer_source(
                         self.me, self.conf.cluster, self.allowlist, self.admit
