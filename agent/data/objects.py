@@ -27,7 +27,7 @@ from agent.data.chunks import Bytes, ChunkIO, Damage
 from agent.data.link import DataLink
 from agent.data.meta import META_TIMEOUT_S, MetaSet
 from agent.ec import codec
-from agent.errors import NotEnoughShards, NotFound, RackError
+from agent.errors import DataCorrupt, NotEnoughShards, NotFound, RackError
 from agent.names import check_object_name
 from agent.objects.format import ChunkRef, ObjectMeta, Version
 from agent.objects.layout import CHUNK_SIZE, INLINE_MAX, PoolLayout, next_version, write_quorum
@@ -240,7 +240,9 @@ class ObjectClient:
             meta = await self.head(pool, name)
         if meta.inline is not None:
             if xxhash.xxh3_64_intdigest(meta.inline) != meta.checksum:
-                raise NotEnoughShards(f"the inline copy of {pool}/{name} fails its checksum")
+                raise DataCorrupt(
+                    f"the inline copy of {pool}/{name} fails its checksum; nothing was returned"
+                )
             await _emit(sink, meta.inline)
             progress(len(meta.inline))
             return meta
