@@ -472,3 +472,21 @@ def test_a_small_put_from_a_clock_far_behind_still_wins_over_an_earlier_one(lab:
     assert after > before  # the acknowledged version is newer than the earlier one
     assert ok(rack_bin(lab, "get", f"{POOL}/clocks")).stdout == later
     assert stat_json(lab, f"{POOL}/clocks")["version"] == after
+
+
+def test_status_reports_what_the_osds_hold(lab: Lab) -> None:
+    """``rack status --json``: every disk of every node, with the bytes its OSD keeps."""
+
+    def used() -> int:
+        status = json.loads(ok(rack_bin(lab, "status", "--json")).stdout)
+        disks = [d for n in status["nodes"] for d in n["osds"]]
+        assert len(disks) == 10  # 5 nodes, 2 disks each
+        assert all(d["ok"] and d["problem"] is None and d["errors"] >= 0 for d in disks)
+        assert all(0 < d["free_bytes"] <= d["total_bytes"] for d in disks)
+        return sum(d["used_bytes"] for d in disks)
+
+    before = used()
+    data = content(91, 2 * CHUNK_SIZE)
+    ok(rack_bin(lab, "put", f"{POOL}/status-figures", "-", stdin=data))
+    # 2 chunks x 5 shards of a third of a chunk each, plus headers and checksums
+    wait_until(lambda: used() - before >= len(data) * 5 // 3, 10, "the OSDs report the put")
