@@ -18,7 +18,7 @@ from agent.data.gather import gather_quorum
 from agent.data.link import DataLink
 from agent.errors import NotEnoughShards
 from agent.objects.format import ObjectMeta, Version
-from agent.objects.layout import PoolLayout, read_quorum, repair_quorum, write_quorum
+from agent.objects.layout import PoolLayout, newest, read_quorum, repair_quorum, write_quorum
 from agent.wire import MetaGet, MetaGetReply, MetaPut, MetaPutReply
 
 META_TIMEOUT_S = 3.0
@@ -84,18 +84,12 @@ class MetaSet:
                 f"only {len(out.ok)} of the {len(self.osds)} OSDs holding {self.where}'s "
                 f"metadata answered; {self.need_read} are needed to read it"
             )
-        found = [m for m in out.ok.values() if m is not None]
-        newest = max(found, key=lambda m: m.version, default=None)
-        holders = frozenset(
-            osd
-            for osd, m in out.ok.items()
-            if (m is None and newest is None)
-            or (m is not None and newest is not None and m.version == newest.version)
-        )
-        read = MetaRead(newest, holders, frozenset(out.ok), tuple(m.version for m in found))
-        if repair and newest is not None and len(holders) < self.need_repair:
-            await self.write(newest, skip=holders, need=self.need_repair)
-            read = MetaRead(newest, frozenset(self._up()), read.answered, read.seen)
+        best, holders = newest(out.ok)
+        seen = tuple(m.version for m in out.ok.values() if m is not None)
+        read = MetaRead(best, holders, frozenset(out.ok), seen)
+        if repair and best is not None and len(holders) < self.need_repair:
+            await self.write(best, skip=holders, need=self.need_repair)
+            read = MetaRead(best, frozenset(self._up()), read.answered, read.seen)
         return read
 
     async def write(

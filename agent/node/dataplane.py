@@ -17,6 +17,7 @@ import zmq
 import zmq.asyncio
 
 from agent.keys import Keypair
+from agent.node.links import send_nowait
 from agent.node.security import make_curve_server
 from agent.wire.frames import BytesLike
 
@@ -60,12 +61,8 @@ class ZmqDataServer:
             on_request(frames[0].bytes, str(user), [f.buffer for f in frames[1:]])
 
     def reply(self, route: bytes, frames: Sequence[BytesLike]) -> None:
-        if self.sock is None:
-            return
-        fut = asyncio.ensure_future(
-            self.sock.send_multipart([route, *frames], flags=zmq.DONTWAIT, copy=False)
-        )
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if self.sock is not None:
+            send_nowait(self.sock, [route, *frames], copy=False)
 
     def close(self) -> None:
         if self._reader is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import zmq
 import zmq.asyncio
@@ -22,6 +22,7 @@ from agent.node.security import make_curve_client
 from agent.node.transport import Spawn
 from agent.record import NodeRecord
 from agent.wire import HEARTBEAT_PREFIX, MAP_TOPIC
+from agent.wire.frames import BytesLike
 
 RECONNECT_MS = (100, 1000)
 """First and longest reconnect interval."""
@@ -29,13 +30,16 @@ ZMTP_HEARTBEAT_MS = (200, 800)
 """ZMTP ping interval and the silence after which a connection is dropped."""
 
 
-def send_nowait(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
+def send_nowait(
+    sock: zmq.asyncio.Socket, frames: Sequence[BytesLike], *, copy: bool = True
+) -> bool:
     """Send without waiting; False when ZeroMQ would block (no peer, queue full).
 
     pyzmq's asyncio socket reports ``Again`` on the returned future rather than raising,
     so the future is inspected here (which also keeps asyncio from logging it as lost).
+    ``copy=False`` hands bulk frames to ZeroMQ without copying them (the data plane).
     """
-    fut = asyncio.ensure_future(sock.send_multipart(frames, flags=zmq.DONTWAIT))
+    fut = asyncio.ensure_future(sock.send_multipart(frames, flags=zmq.DONTWAIT, copy=copy))
     if fut.done():
         return fut.exception() is None
     fut.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -12,13 +12,13 @@ makes sure ``k + m - R + 1`` OSDs hold it, so every later read meets it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from agent.clustermap.model import ClusterMap, NodeInfo, PoolInfo
 from agent.clustermap.placement import pool_spec, tree_of
-from agent.objects.format import Version
+from agent.objects.format import ObjectMeta, Version
 from agent.placement import Placement, PlacementError, object_pg, place
 
 CHUNK_SIZE: Final = 4 * 1024 * 1024
@@ -48,6 +48,18 @@ def next_version(seen: Iterable[Version], now_ns: int, writer: int) -> Version:
     """A version after everything seen, close to the writer's clock."""
     newest = max(seen, default=Version(0, 0))
     return Version(max(now_ns, newest.ts + 1), writer)
+
+
+def newest(answers: Mapping[int, ObjectMeta | None]) -> tuple[ObjectMeta | None, frozenset[int]]:
+    """The newest version among a read's answers (OSD -> its record, or None when it has
+    none) and the OSDs that hold exactly it: read repair writes it to the others."""
+    found = [m for m in answers.values() if m is not None]
+    best = max(found, key=lambda m: m.version, default=None)
+    want = None if best is None else best.version
+    holders = frozenset(
+        osd for osd, m in answers.items() if (m.version if m is not None else None) == want
+    )
+    return best, holders
 
 
 def chunk_lengths(size: int, chunk_size: int = CHUNK_SIZE) -> list[int]:

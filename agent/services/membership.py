@@ -60,6 +60,11 @@ class Membership(Service):
     def describe_self(self) -> Heartbeat:
         """This node as its heartbeats describe it, at the current sequence number."""
         clock = self.ctx.clock
+        fields: dict[str, object] = {}
+        for service in self.contributors:
+            fields.update(service.heartbeat_fields())
+        if "disks" not in fields:  # the OSD service reports its disks; else measure them here
+            fields["disks"] = tuple(self.disk_usage(path) for path in self.ctx.conf.disks)
         hb = Heartbeat(
             cluster=self.ctx.conf.cluster,
             node=self.ctx.me,
@@ -67,13 +72,9 @@ class Membership(Service):
             seq=self.seq,
             uptime_s=round(clock.monotonic() - self.started, 3),
             sent_at=clock.wall(),
-            disks=tuple(self.disk_usage(path) for path in self.ctx.conf.disks),
             version=__version__,
         )
-        fields: dict[str, object] = {}
-        for service in self.contributors:
-            fields.update(service.heartbeat_fields())
-        return msgspec.structs.replace(hb, **fields) if fields else hb
+        return msgspec.structs.replace(hb, **fields)
 
     async def _publish(self) -> None:
         topic = heartbeat_topic(self.ctx.me.name)

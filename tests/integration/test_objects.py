@@ -477,16 +477,31 @@ def test_a_small_put_from_a_clock_far_behind_still_wins_over_an_earlier_one(lab:
 def test_status_reports_what_the_osds_hold(lab: Lab) -> None:
     """``rack status --json``: every disk of every node, with the bytes its OSD keeps."""
 
-    def used() -> int:
+    def used() -> int | None:
+        """Bytes the OSDs keep, once every disk of every node is in the answering view."""
         status = json.loads(ok(rack_bin(lab, "status", "--json")).stdout)
         disks = [d for n in status["nodes"] for d in n["osds"]]
-        assert len(disks) == 10  # 5 nodes, 2 disks each
+        if len(disks) != 10:  # 5 nodes, 2 disks each; a heartbeat may be on its way
+            return None
         assert all(d["ok"] and d["problem"] is None and d["errors"] >= 0 for d in disks)
         assert all(0 < d["free_bytes"] <= d["total_bytes"] for d in disks)
         return sum(d["used_bytes"] for d in disks)
 
-    before = used()
+    first: list[int] = []
+
+    def shown() -> bool:
+        u = used()
+        if u is not None:
+            first.append(u)
+        return u is not None
+
+    wait_until(shown, 10, "every disk in rack status")
+    before = first[0]
     data = content(91, 2 * CHUNK_SIZE)
     ok(rack_bin(lab, "put", f"{POOL}/status-figures", "-", stdin=data))
     # 2 chunks x 5 shards of a third of a chunk each, plus headers and checksums
-    wait_until(lambda: used() - before >= len(data) * 5 // 3, 10, "the OSDs report the put")
+    wait_until(
+        lambda: (u := used()) is not None and u - before >= len(data) * 5 // 3,
+        10,
+        "the OSDs report the put",
+    )

@@ -6,10 +6,11 @@ import itertools
 
 import pytest
 
-from agent.objects.format import Version
+from agent.objects.format import ObjectMeta, Version
 from agent.objects.layout import (
     CHUNK_SIZE,
     chunk_lengths,
+    newest,
     next_version,
     read_quorum,
     repair_quorum,
@@ -65,3 +66,13 @@ def test_versions_order_by_time_then_writer() -> None:
         Version(2, 1),
         Version(2, 2),
     ]
+
+
+def test_the_newest_answer_wins_and_its_holders_are_known() -> None:
+    old = ObjectMeta(pool=1, name="x", version=Version(5, 1))
+    new = ObjectMeta(pool=1, name="x", version=Version(9, 2))
+    best, holders = newest({0: old, 1: new, 2: None, 3: new})
+    assert best == new
+    assert holders == {1, 3}  # read repair writes it to 0 and 2
+    assert newest({0: None, 1: None}) == (None, frozenset({0, 1}))
+    assert newest({}) == (None, frozenset())
