@@ -21,7 +21,7 @@ from agent.ec import Codec
 from agent.errors import DataCorrupt, NotEnoughShards, RackError, RemoteError
 from agent.objects.format import ChunkRef, ShardHeader, ShardId, Version
 from agent.objects.layout import PoolLayout, write_quorum
-from agent.wire import ErrorCode, ShardGet, ShardGetReply, ShardPut
+from agent.wire import ErrorCode, Fence, ShardGet, ShardGetReply, ShardPut
 
 SHARD_PUT_TIMEOUT_S = 10.0
 SHARD_GET_TIMEOUT_S = 3.0
@@ -54,8 +54,10 @@ class ChunkIO:
         *,
         wall: Callable[[], float],
         on_damage: Callable[[Damage], None],
+        fence: Fence | None = None,
     ) -> None:
         self.link = link
+        self.fence = fence
         self.layout = layout
         self.codec = codec
         self.name = name
@@ -110,7 +112,7 @@ class ChunkIO:
     async def _put(self, osd: int, header: ShardHeader, shard: bytes) -> None:
         await self.link.request(
             self.layout.node_of(osd),
-            lambda rid: ShardPut(rid=rid, osd=osd, header=header),
+            lambda rid: ShardPut(rid=rid, osd=osd, header=header, fence=self.fence),
             (shard,),
             timeout=SHARD_PUT_TIMEOUT_S,
         )

@@ -19,7 +19,7 @@ from agent.data.link import DataLink
 from agent.errors import NotEnoughShards
 from agent.objects.format import ObjectMeta, Version
 from agent.objects.layout import PoolLayout, newest, read_quorum, repair_quorum, write_quorum
-from agent.wire import MetaGet, MetaGetReply, MetaPut, MetaPutReply
+from agent.wire import Fence, MetaGet, MetaGetReply, MetaPut, MetaPutReply
 
 META_TIMEOUT_S = 3.0
 _encode = msgspec.msgpack.Encoder().encode
@@ -38,8 +38,11 @@ class MetaRead:
 class MetaSet:
     """Reads and writes of one object's metadata over the data plane."""
 
-    def __init__(self, link: DataLink, layout: PoolLayout, name: str) -> None:
+    def __init__(
+        self, link: DataLink, layout: PoolLayout, name: str, fence: Fence | None = None
+    ) -> None:
         self.link = link
+        self.fence = fence
         self.layout = layout
         self.name = name
         self.pg, self.osds = layout.meta_set(name)
@@ -67,7 +70,10 @@ class MetaSet:
     async def _put(self, osd: int, body: bytes) -> MetaPutReply:
         node = self.layout.node_of(osd)
         reply, _ = await self.link.request(
-            node, lambda rid: MetaPut(rid=rid, osd=osd), (body,), timeout=META_TIMEOUT_S
+            node,
+            lambda rid: MetaPut(rid=rid, osd=osd, fence=self.fence),
+            (body,),
+            timeout=META_TIMEOUT_S,
         )
         if not isinstance(reply, MetaPutReply):
             raise NotEnoughShards(

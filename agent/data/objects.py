@@ -31,7 +31,7 @@ from agent.errors import DataCorrupt, NotEnoughShards, NotFound, RackError
 from agent.names import check_object_name
 from agent.objects.format import ChunkRef, ObjectMeta, Version
 from agent.objects.layout import CHUNK_SIZE, INLINE_MAX, PoolLayout, next_version, write_quorum
-from agent.wire import ListEntry, MetaList, MetaListReply
+from agent.wire import Fence, ListEntry, MetaList, MetaListReply
 
 log = logging.getLogger("agent.data")
 
@@ -73,8 +73,12 @@ class ObjectClient:
         chunk_size: int = CHUNK_SIZE,
         window: int = WINDOW,
         wall_ns: Callable[[], int] = time.time_ns,
+        fence: Fence | None = None,
     ) -> None:
+        """``fence`` is a container's token, carried by every write so the OSDs refuse
+        the writes of a stale instance (docs/ha.md)."""
         self.link = link
+        self.fence = fence
         self.cmap = cmap
         self.on_damage = on_damage
         self.chunk_size = chunk_size
@@ -108,6 +112,7 @@ class ObjectClient:
             version,
             wall=lambda: self.wall_ns() / 1e9,
             on_damage=damaged,
+            fence=self.fence,
         )
 
     # ---- put ---------------------------------------------------------------------------
@@ -118,7 +123,7 @@ class ObjectClient:
         """Store ``src`` (read to its end) as ``pool/name``; visible only when complete."""
         check_object_name(name)
         layout = self._layout(pool)
-        meta_set = MetaSet(self.link, layout, name)
+        meta_set = MetaSet(self.link, layout, name, self.fence)
         first = await _read(src, INLINE_MAX + 1)
         if len(first) <= INLINE_MAX:
             return await self._put_inline(meta_set, pool, name, bytes(first), progress)
@@ -216,7 +221,7 @@ class ObjectClient:
         """The newest version of ``pool/name``; raises NotFound if there is none."""
         check_object_name(name)
         layout = self._layout(pool)
-        read = await MetaSet(self.link, layout, name).read()
+        read = await MetaSet(self.link, layout, name, self.fence).read()
         if read.newest is None or read.newest.deleted:
             raise NotFound(f"there is no object {pool}/{name}")
         return read.newest
@@ -284,7 +289,7 @@ class ObjectClient:
         """Remove ``pool/name``: a deletion version, newer than every version seen."""
         check_object_name(name)
         layout = self._layout(pool)
-        meta_set = MetaSet(self.link, layout, name)
+        meta_set = MetaSet(self.link, layout, name, self.fence)
         read = await meta_set.read()
         if read.newest is None or read.newest.deleted:
             raise NotFound(f"there is no object {pool}/{name}")

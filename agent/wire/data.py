@@ -64,6 +64,7 @@ class MetaPut(Msg, frozen=True, kw_only=True, tag="meta_put"):
 
     rid: int
     osd: int
+    fence: Fence | None = None
 
 
 class MetaPutReply(Msg, frozen=True, kw_only=True, tag="meta_put_reply"):
