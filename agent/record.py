@@ -36,6 +36,9 @@ class NodeRecord(msgspec.Struct, frozen=True, kw_only=True):
     roles: tuple[str, ...] = ()
     data_port: int = 0
     """The data plane's ROUTER (shard bytes); 0 for a node that serves no disks."""
+    cpus: int = 0
+    memory_bytes: int = 0
+    """What a compute node offers containers (0: runs none that asks for any)."""
 
     @property
     def rpc_endpoint(self) -> str:

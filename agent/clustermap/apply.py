@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from agent.clustermap import containers
 from agent.clustermap.commands import (
     AddNode,
     AddOsd,
@@ -20,13 +21,16 @@ from agent.clustermap.commands import (
     Command,
     CreatePool,
     DeletePool,
+    MarkPending,
     PutContainer,
     RemoveContainer,
     RemoveNode,
+    SetContainerWant,
     SetNodeStates,
     SetOsdState,
+    SetServiceNet,
 )
-from agent.clustermap.model import ClusterMap, ContainerInfo, NodeInfo, OsdInfo, PoolInfo
+from agent.clustermap.model import ClusterMap, NodeInfo, OsdInfo, PoolInfo
 from agent.clustermap.placement import why_unplaceable
 from agent.names import BadName, check_name
 from agent.placement import OsdState
@@ -51,6 +55,16 @@ def _bump(cmap: ClusterMap, **changes: object) -> Applied:
 
 def _refuse(cmap: ClusterMap, why: str) -> Applied:
     return Applied(cmap, why)
+
+
+def _changed(cmap: ClusterMap, outcome: tuple[ClusterMap | None, str | None]) -> Applied:
+    """A sub-module's (new map, refusal): a new epoch only when something changed."""
+    new, why = outcome
+    if why is not None or new is None:
+        return _refuse(cmap, why or "refused")
+    if new == cmap:
+        return Applied(cmap)
+    return Applied(msgspec.structs.replace(new, epoch=cmap.epoch + 1))
 
 
 def apply(cmap: ClusterMap, cmd: Command) -> Applied:
@@ -84,17 +98,16 @@ def apply(cmap: ClusterMap, cmd: Command) -> Applied:
             if name not in cmap.pools:
                 return _refuse(cmap, f"there is no pool {name!r}")
             return _bump(cmap, pools={k: v for k, v in cmap.pools.items() if k != name})
-        case PutContainer(spec=spec):
-            try:
-                check_name(spec.name, "container name")
-            except BadName as exc:
-                return _refuse(cmap, str(exc))
-            if spec.name in cmap.containers:
-                return _refuse(cmap, f"container {spec.name!r} already exists")
-            info = ContainerInfo(spec=spec, node=None, generation=0)
-            return _bump(cmap, containers={**cmap.containers, spec.name: info})
+        case PutContainer():
+            return _changed(cmap, containers.put_container(cmap, cmd))
         case AssignContainer():
-            return _assign(cmap, cmd)
+            return _changed(cmap, containers.assign(cmap, cmd))
+        case SetContainerWant():
+            return _changed(cmap, containers.set_want(cmap, cmd))
+        case MarkPending():
+            return _changed(cmap, containers.mark_pending(cmap, cmd))
+        case SetServiceNet():
+            return _changed(cmap, containers.set_service_net(cmap, cmd))
         case RemoveContainer(name=name):
             if name not in cmap.containers:
                 return _refuse(cmap, f"there is no container {name!r}")
@@ -191,20 +204,3 @@ def _create_pool(cmap: ClusterMap, cmd: CreatePool) -> Applied:
         failure_domain=cmd.failure_domain,
     )
     return _bump(cmap, pools={**cmap.pools, cmd.name: pool})
-
-
-def _assign(cmap: ClusterMap, cmd: AssignContainer) -> Applied:
-    info = cmap.containers.get(cmd.name)
-    if info is None:
-        return _refuse(cmap, f"there is no container {cmd.name!r}")
-    if cmd.generation != info.generation:
-        return _refuse(
-            cmap,
-            f"container {cmd.name!r} is at generation {info.generation}, not {cmd.generation}",
-        )
-    if cmd.node is not None:
-        node = cmap.nodes.get(cmd.node)
-        if node is None or node.state != "up" or "compute" not in node.roles:
-            return _refuse(cmap, f"node {cmd.node!r} is not an up compute node")
-    moved = ContainerInfo(spec=info.spec, node=cmd.node, generation=info.generation + 1)
-    return _bump(cmap, containers={**cmap.containers, cmd.name: moved})

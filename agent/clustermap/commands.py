@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from agent.clustermap.model import ContainerSpec, NodeState
+from agent.clustermap.model import ContainerSpec, NodeState, Want
 from agent.placement import Level, OsdState
 from agent.record import NodeRecord
 
@@ -83,6 +83,25 @@ class RemoveContainer(_Cmd, frozen=True, kw_only=True, tag="remove_container"):
     name: str
 
 
+class SetContainerWant(_Cmd, frozen=True, kw_only=True, tag="set_container_want"):
+    """``rack ct stop|start``: the container stays assigned; its node stops or starts it."""
+
+    name: str
+    want: Want
+
+
+class MarkPending(_Cmd, frozen=True, kw_only=True, tag="mark_pending"):
+    """No node can take the container now; ``reason`` says why (compare-and-set)."""
+
+    name: str
+    generation: int
+    reason: str
+
+
+class SetServiceNet(_Cmd, frozen=True, kw_only=True, tag="set_service_net"):
+    cidr: str
+
+
 Command = (
     AddNode
     | SetNodeStates
@@ -94,6 +113,9 @@ Command = (
     | PutContainer
     | AssignContainer
     | RemoveContainer
+    | SetContainerWant
+    | MarkPending
+    | SetServiceNet
 )
 
 _decoder = msgspec.msgpack.Decoder(Command)

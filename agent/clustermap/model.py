@@ -46,15 +46,23 @@ class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
     failure_domain: Level = "host"
 
 
+RestartPolicy = Literal["always", "on-failure", "never"]
+Want = Literal["running", "stopped"]
+
+
 class ContainerSpec(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     command: tuple[str, ...]
     env: dict[str, str] = msgspec.field(default_factory=dict)
     volume: str | None = None
+    """``POOL/PREFIX``: where the container keeps its state in the rack."""
     address: str | None = None
+    """Its service address; None asks the map to pick one from the rack's pool."""
     cpu_millis: int = 0
     memory_bytes: int = 0
-    restart: Literal["always", "on-failure", "never"] = "always"
+    restart: RestartPolicy = "always"
+    anti_affinity: str | None = None
+    """Containers with the same label never share a node."""
 
 
 class ContainerInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +70,9 @@ class ContainerInfo(msgspec.Struct, frozen=True, kw_only=True):
     node: str | None
     generation: int
     """Fencing token: bumped on every (re)assignment; a stale instance's writes are refused."""
+    want: Want = "running"
+    pending: str | None = None
+    """Why no node runs it, in plain words (None while it is placed)."""
 
 
 class ClusterMap(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,6 +82,8 @@ class ClusterMap(msgspec.Struct, frozen=True, kw_only=True):
     osds: dict[int, OsdInfo] = msgspec.field(default_factory=dict)
     pools: dict[str, PoolInfo] = msgspec.field(default_factory=dict)
     containers: dict[str, ContainerInfo] = msgspec.field(default_factory=dict)
+    service_net: str | None = None
+    """The rack's pool of service addresses (a CIDR), from the monitors' config."""
 
 
 def encode_map(cmap: ClusterMap) -> bytes:

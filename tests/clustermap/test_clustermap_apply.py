@@ -123,7 +123,7 @@ def test_pools_are_validated() -> None:
 
 
 def test_container_generation_is_a_compare_and_set_fencing_token() -> None:
-    spec = ContainerSpec(name="stream", command=("rack-demo-stream",))
+    spec = ContainerSpec(name="stream", command=("rack-demo-stream",), address="10.9.0.5")
     cmap = run(node("n1"), node("n2"), PutContainer(spec=spec))
     assert cmap.containers["stream"].generation == 0
     cmap = run(AssignContainer(name="stream", node="n1", generation=0), cmap=cmap)
@@ -175,7 +175,12 @@ commands = st.one_of(
     st.builds(DeletePool, name=st.sampled_from(["p", "q"])),
     st.builds(
         PutContainer,
-        spec=st.builds(ContainerSpec, name=st.sampled_from(["a", "b"]), command=st.just(("x",))),
+        spec=st.builds(
+            ContainerSpec,
+            name=st.sampled_from(["a", "b"]),
+            command=st.just(("x",)),
+            address=st.sampled_from(["10.9.0.5", "10.9.0.6"]),
+        ),
     ),
     st.builds(
         AssignContainer,
