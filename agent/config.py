@@ -65,6 +65,15 @@ class TimingConfig(_Strict, frozen=True, kw_only=True):
     an election still starts 10-20 ticks after the last one)."""
     out_after: Seconds = 300.0
     """A node down this long is marked out, and its data starts moving (recovery)."""
+    lease_ttl: Seconds = 1.0
+    """A compute node's lease (docs/ha.md): as short as the vote, so waiting it out adds
+    nothing to a failover, and long enough to ride out a few lost renewals."""
+    lease_renew: Seconds = 0.1
+    clock_drift: Annotated[float, msgspec.Meta(ge=0, lt=0.1)] = 0.01
+    """The bound on any clock's rate error (ρ) the lease inequality assumes."""
+    lease_margin: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.05
+    stop_time: Seconds = 0.1
+    """What a node allows itself to kill its containers before its lease ends."""
 
 
 class StorageConfig(_Strict, frozen=True, kw_only=True):
@@ -81,6 +90,21 @@ class StorageConfig(_Strict, frozen=True, kw_only=True):
     gc_orphan_after: Seconds = 3600.0
     """Shards that no committed version names (a failed or killed writer) are deleted
     when this old; it must exceed the longest put."""
+
+
+class ComputeConfig(_Strict, frozen=True, kw_only=True):
+    """What a compute node offers containers, and where their service addresses live."""
+
+    cpus: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 0
+    """0: the CPUs of the machine."""
+    memory_mib: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """0: the memory of the machine."""
+    service_addresses: str = ""
+    """The rack's pool of service addresses (a CIDR); the monitors put it in the map."""
+    interface: str = ""
+    """Where service addresses go (``eth0``); empty in loopback mode (127.x addresses)."""
+    state_dir: str = ""
+    """Container logs and state; empty: ``DATA_DIR/containers``."""
 
 
 class DiscoveryConfig(_Strict, frozen=True, kw_only=True):
@@ -102,6 +126,7 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
     keys: KeysConfig
     timing: TimingConfig = TimingConfig()
     storage: StorageConfig = StorageConfig()
+    compute: ComputeConfig = ComputeConfig()
     discovery: DiscoveryConfig = DiscoveryConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -115,7 +140,17 @@ class NodeConfig(_Strict, frozen=True, kw_only=True):
             public_key=public_key,
             roles=self.roles,
             data_port=self.data_port if "osd" in self.roles else 0,
+            cpus=self.offered_cpus() if "compute" in self.roles else 0,
+            memory_bytes=self.offered_memory() if "compute" in self.roles else 0,
         )
+
+    def offered_cpus(self) -> int:
+        return self.compute.cpus or os.cpu_count() or 1
+
+    def offered_memory(self) -> int:
+        if self.compute.memory_mib:
+            return self.compute.memory_mib * 1024 * 1024
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 class ClientConfig(_Strict, frozen=True, kw_only=True):
@@ -230,6 +265,20 @@ def load_node_config(path: str | os.PathLike[str]) -> NodeConfig:
             f"config file {where}: field 'timing': need heartbeat_interval < suspect_after "
             f"< dead_after, got {t.heartbeat_interval} / {t.suspect_after} / {t.dead_after}"
         )
+    if t.lease_renew * 3 > t.lease_ttl or t.lease_ttl * (1 - t.clock_drift) <= t.stop_time * 2:
+        raise ConfigError(
+            f"config file {where}: field 'timing': a lease of {t.lease_ttl} s needs renewals "
+            f"at least 3 times as often (lease_renew {t.lease_renew} s) and more than twice "
+            f"stop_time ({t.stop_time} s)"
+        )
+    if conf.compute.service_addresses:
+        try:
+            ipaddress.IPv4Network(conf.compute.service_addresses)
+        except ValueError:
+            raise ConfigError(
+                f"config file {where}: field 'compute.service_addresses': "
+                f"{conf.compute.service_addresses!r} is not an IPv4 network such as 10.0.0.192/26"
+            ) from None
     if len(set(conf.roles)) != len(conf.roles):
         raise ConfigError(f"config file {where}: field 'roles': a role is listed twice")
     _check_names(where, [("monitors", m) for m in conf.monitors])

@@ -100,3 +100,12 @@ class StorageFault(RackError):
 
 class NotEnoughShards(RackError):
     """Too few OSDs took or returned a chunk's shards for the operation to be safe."""
+
+
+class Fenced(RackError):
+    """A write carries an older generation of its container than the OSD has seen or the
+    map holds: a newer instance runs elsewhere, so the stale one must stop."""
+
+
+class NotLeasing(RackError):
+    """The monitor cannot grant a lease now (it does not lead, or cannot prove it does)."""

@@ -58,6 +58,7 @@ from agent.wire.status import (
     StatusReply,
     StatusRequest,
 )
+from agent.wire.supervisor import LeaseGrant, LeaseRenew, LogReply, LogRequest
 
 __all__ = [
     "DATA_TAG",
@@ -78,7 +79,11 @@ __all__ = [
     "FrameTooLarge",
     "HealthReport",
     "Heartbeat",
+    "LeaseGrant",
+    "LeaseRenew",
     "ListEntry",
+    "LogReply",
+    "LogRequest",
     "MalformedMessage",
     "MapReply",
     "MapRequest",

@@ -12,12 +12,14 @@ from agent.errors import (
     BadRequest,
     Busy,
     DataCorrupt,
+    Fenced,
     LeadershipChanged,
     NoLeader,
     NoQuorum,
     NotAllowed,
     NotEnoughShards,
     NotFound,
+    NotLeasing,
     OutOfSpace,
     RackError,
     RemoteError,
@@ -62,6 +64,10 @@ class ErrorCode(StrEnum):
     """The disk failed the operation."""
     NOT_ENOUGH_SHARDS = "not_enough_shards"
     """Too few OSDs took or returned the shards of a chunk."""
+    FENCED = "fenced"
+    """The write's container generation is stale: a newer instance runs elsewhere."""
+    NOT_LEASING = "not_leasing"
+    """The monitor cannot grant a lease now; ask the leader."""
     INTERNAL = "internal"
     """A bug in the receiver; its log says more."""
 
@@ -74,6 +80,7 @@ RETRYABLE = frozenset(
         ErrorCode.NO_LEADER,
         ErrorCode.LEADERSHIP_CHANGED,
         ErrorCode.BUSY,
+        ErrorCode.NOT_LEASING,
     }
 )
 
@@ -93,6 +100,8 @@ _CODES: tuple[tuple[type[RackError], ErrorCode], ...] = (
     (OutOfSpace, ErrorCode.DISK_FULL),
     (StorageFault, ErrorCode.IO_ERROR),
     (NotEnoughShards, ErrorCode.NOT_ENOUGH_SHARDS),
+    (Fenced, ErrorCode.FENCED),
+    (NotLeasing, ErrorCode.NOT_LEASING),
 )
 
 

@@ -43,6 +43,7 @@ from agent.wire.maps import MapReply, MapRequest, MapUpdate
 from agent.wire.membership import HealthReport, Heartbeat
 from agent.wire.monitor import ProposeReply, ProposeRequest, RaftPacket
 from agent.wire.status import StatusReply, StatusRequest
+from agent.wire.supervisor import LeaseGrant, LeaseRenew, LogReply, LogRequest
 
 PROTOCOL_TAG: Final = b"RC2"
 DATA_TAG: Final = b"RD1"
@@ -78,6 +79,10 @@ Message = (
     | MapUpdate
     | ProposeRequest
     | ProposeReply
+    | LeaseRenew
+    | LeaseGrant
+    | LogRequest
+    | LogReply
 )
 """Every message of the protocol; each service's module declares its own."""
 

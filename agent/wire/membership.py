@@ -33,9 +33,17 @@ class DiskSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ContainerSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A container as the node running it reports it (docs/heartbeats.md)."""
+
     name: str
     generation: int
     state: str
+    """``starting``, ``running``, ``exited``, ``failed``, ``stopped`` or ``fenced``."""
+    pid: int = 0
+    restarts: int = 0
+    exit_code: int | None = None
+    address: str | None = None
+    uptime_s: float = 0.0
 
 
 class Heartbeat(Msg, frozen=True, kw_only=True, tag="heartbeat"):
