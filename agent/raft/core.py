@@ -103,7 +103,6 @@ class RaftNode:
         self._heartbeat_elapsed = 0
         self._timeout = election_ticks
         self._term_start = 0
-        self._round = 0
         self._msgs: list[AnyRaftMessage] = []
         self._snapshot_out: Snapshot | None = None
         self._restore_out = False
@@ -160,29 +159,6 @@ class RaftNode:
             self._handle_vote_request(msg)
             return
         self._step_role(msg)
-
-    def confirm_leadership(self) -> int:
-        """Heartbeat every follower now with a new round, and return that round.
-
-        Once :attr:`confirmed_round` reaches it, a majority has answered this term after
-        this call, so no other leader was elected before this call (etcd's ReadIndex).
-        Raises NotLeader when not leading."""
-        self._guard()
-        if self.role != RaftRole.LEADER:
-            raise NotLeader(self.lead)
-        self._broadcast_heartbeat()
-        return self._round
-
-    @property
-    def confirmed_round(self) -> int:
-        """The highest round a majority of voters (counting us) echoed; 0 unless leading."""
-        if self.role != RaftRole.LEADER:
-            return 0
-        rounds = sorted(
-            self._round if v == self.id else (pr.round if (pr := self.progress.get(v)) else 0)
-            for v in self.log.voters
-        )
-        return rounds[len(rounds) - self._quorum()]
 
     def campaign(self) -> None:
         """Start an election now, as if the election timeout had fired."""
@@ -360,7 +336,6 @@ class RaftNode:
         self._tick_role = self._tick_leader
         nxt = self.log.last_index + 1
         self.progress = {v: Progress(nxt, self._now) for v in self.log.voters if v != self.id}
-        self._round = 0
         # An empty entry of our term lets us commit (and learn the commit of) older terms.
         # In a brand-new cluster it records the bootstrap configuration instead, so that
         # nodes added later learn the whole membership history from the log.
@@ -428,14 +403,10 @@ class RaftNode:
             self._become_follower(self.term, None)
             return
         if self._heartbeat_elapsed >= self.heartbeat_ticks:
-            self._broadcast_heartbeat()
-
-    def _broadcast_heartbeat(self) -> None:
-        self._heartbeat_elapsed = 0
-        self._round += 1
-        for to, pr in self.progress.items():
-            commit = min(pr.match, self.log.committed)
-            self._send(RaftHeartbeat(self.id, to, self.term, commit=commit, round=self._round))
+            self._heartbeat_elapsed = 0
+            for to, pr in self.progress.items():
+                commit = min(pr.match, self.log.committed)
+                self._send(RaftHeartbeat(self.id, to, self.term, commit=commit))
 
     # ---------------------------------------------------------------- steps
     def _handle_vote_request(self, m: RequestVote) -> None:
@@ -461,7 +432,7 @@ class RaftNode:
             self._election_elapsed = 0
             self.lead = m.src
             self.log.commit_to(min(m.commit, self.log.last_index))
-            self._send(RaftHeartbeatResp(self.id, m.src, self.term, round=m.round))
+            self._send(RaftHeartbeatResp(self.id, m.src, self.term))
         elif isinstance(m, InstallSnapshot):
             self._election_elapsed = 0
             self.lead = m.src
@@ -492,7 +463,6 @@ class RaftNode:
             self._handle_append_resp(m, pr)
         elif isinstance(m, RaftHeartbeatResp):
             pr.last_heard = self._now
-            pr.round = max(pr.round, m.round)
             if pr.state == ProgressState.SNAPSHOT:
                 if self._now - pr.sent_at < self.election_ticks:
                     return

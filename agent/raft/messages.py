@@ -129,20 +129,15 @@ class AppendResp(RaftMessage, frozen=True, tag=True):
 class RaftHeartbeat(RaftMessage, frozen=True, tag="Heartbeat"):
     """Leader liveness; ``commit`` is capped at what this follower is known to hold.
 
-    The wire tag stays ``"Heartbeat"`` (the class was renamed, the encoding was not).
-    ``round`` numbers the leader's broadcasts; a follower echoes it, so a majority's echo
-    proves the leader still led after it sent that round (leases rely on it)."""
+    The wire tag stays ``"Heartbeat"`` (the class was renamed, the encoding was not)."""
 
     commit: int
-    round: int = 0
 
 
 class RaftHeartbeatResp(RaftMessage, frozen=True, tag="HeartbeatResp"):
     """Lets the leader count the follower as reachable (check-quorum) and resume sending.
 
     The wire tag stays ``"HeartbeatResp"``."""
-
-    round: int = 0
 
 
 class RequestVote(RaftMessage, frozen=True, tag=True):

@@ -20,16 +20,7 @@ class ProgressState(enum.Enum):
 class Progress:
     """Replication cursor of one follower, kept only while we lead."""
 
-    __slots__ = (
-        "last_heard",
-        "match",
-        "next",
-        "paused",
-        "pending_snapshot",
-        "round",
-        "sent_at",
-        "state",
-    )
+    __slots__ = ("last_heard", "match", "next", "paused", "pending_snapshot", "sent_at", "state")
 
     def __init__(self, next_index: int, now: int) -> None:
         self.match = 0
@@ -42,8 +33,6 @@ class Progress:
         self.sent_at = 0
         #: Leader tick of the last message from this follower (check-quorum, QuorumLost).
         self.last_heard = now
-        self.round = 0
-        """The highest heartbeat round this follower echoed in the current term."""
 
     def become_probe(self) -> None:
         self.state = ProgressState.PROBE

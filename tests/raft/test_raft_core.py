@@ -179,39 +179,6 @@ def test_stale_leader_learns_new_term_from_a_follower_reply() -> None:
     assert c.nodes[1].role == RaftRole.FOLLOWER and c.nodes[1].term == 2
 
 
-def test_a_majority_echo_confirms_leadership_after_the_call() -> None:
-    c = elected(ids=(1, 2, 3, 4, 5))
-    leader = c.nodes[1]
-    round_ = leader.confirm_leadership()
-    assert leader.confirmed_round < round_  # nobody has answered yet
-    c.stabilize()
-    assert leader.confirmed_round >= round_
-
-
-def test_a_cut_off_leader_never_confirms_a_round() -> None:
-    c = elected(ids=(1, 2, 3, 4, 5))
-    leader = c.nodes[1]
-    c.isolate(1)
-    round_ = leader.confirm_leadership()
-    c.stabilize()
-    c.tick([1], 5)
-    assert leader.role == RaftRole.LEADER and leader.confirmed_round < round_
-    with pytest.raises(NotLeader):
-        c.nodes[2].confirm_leadership()
-
-
-def test_a_deposed_leaders_round_is_answered_with_the_new_term_not_echoed() -> None:
-    c = elected()
-    c.isolate(1)
-    c.tick([2, 3], 10)
-    c.nodes[2].campaign()
-    c.stabilize()
-    c.heal()
-    round_ = c.nodes[1].confirm_leadership()
-    c.stabilize()
-    assert c.nodes[1].role == RaftRole.FOLLOWER and c.nodes[1].confirmed_round < round_
-
-
 # -- proposals and errors ----------------------------------------------------------------
 def test_not_leader_names_the_leader() -> None:
     c = elected()
