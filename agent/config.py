@@ -70,7 +70,7 @@ class TimingConfig(_Strict, frozen=True, kw_only=True):
     nothing to a failover, and long enough to ride out a few lost renewals."""
     lease_renew: Seconds = 0.1
     clock_drift: Annotated[float, msgspec.Meta(ge=0, lt=0.1)] = 0.01
-    """The bound on any clock's rate error (ρ) the lease inequality assumes."""
+    """The bound on any clock's rate error (rho) the lease inequality assumes."""
     lease_margin: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.05
     stop_time: Seconds = 0.1
     """What a node allows itself to kill its containers before its lease ends."""
@@ -105,6 +105,8 @@ class ComputeConfig(_Strict, frozen=True, kw_only=True):
     """Where service addresses go (``eth0``); empty in loopback mode (127.x addresses)."""
     state_dir: str = ""
     """Container logs and state; empty: ``DATA_DIR/containers``."""
+    client_conf: str = ""
+    """The client config containers get as ``RACK_CONF`` to reach the rack's store."""
 
 
 class DiscoveryConfig(_Strict, frozen=True, kw_only=True):

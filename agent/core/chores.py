@@ -9,7 +9,7 @@ not proposed again while an identical one is in flight (until it commits, or for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -51,14 +51,17 @@ class Chores:
         now: float,
         wall: float,
         disks: Mapping[tuple[str, str], bool] | None = None,
+        planned: Sequence[Command] = (),
     ) -> list[Command]:
         """The changes to propose at ``now`` (monotonic); ``wall`` stamps the vote's changes;
-        ``disks`` is what nodes say of their disks (a refused disk's OSD goes down)."""
+        ``disks`` is what nodes say of their disks (a refused disk's OSD goes down);
+        ``planned`` are other services' changes (container placements)."""
         self._inflight = {k: t for k, t in self._inflight.items() if t > now}
         wanted = membership_changes(cmap, heard_nodes, heard_osds)
         wanted += osd_state_changes(cmap, disks or {})
         if decided:
             wanted.append(SetNodeStates(changes=tuple(decided), at=wall))
+        wanted += planned
         out = []
         for cmd in wanted:
             key = change_key(cmd)

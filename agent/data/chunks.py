@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import xxhash
 
-from agent.data.gather import gather_quorum
+from agent.data.gather import gather_quorum, raise_if_fenced
 from agent.data.link import DataLink
 from agent.ec import Codec
 from agent.errors import DataCorrupt, NotEnoughShards, RackError, RemoteError
@@ -101,6 +101,7 @@ class ChunkIO:
             calls[position] = self._put(osds[position], header, shards[position])
         out = await gather_quorum(calls, self.need)
         if len(out.ok) < self.need:
+            raise_if_fenced(out.failed)
             reasons = "; ".join(f"osd.{osds[p]}: {e}" for p, e in sorted(out.failed.items()))
             raise NotEnoughShards(
                 f"chunk {index} of {self.where} reached {len(out.ok)} OSDs, {self.need} are "

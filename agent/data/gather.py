@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from agent.errors import RackError
+from agent.errors import Fenced, RackError, RemoteError
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -71,3 +71,11 @@ async def gather_quorum(
             with contextlib.suppress(BaseException):
                 await task
     return Outcome(ok, failed)
+
+
+def raise_if_fenced(failed: Mapping[Any, RackError]) -> None:
+    """A write that missed its quorum because OSDs refused its container's generation is
+    :class:`~agent.errors.Fenced`, not merely short of shards: its writer must stop."""
+    for exc in failed.values():
+        if isinstance(exc, Fenced) or (isinstance(exc, RemoteError) and exc.code == "fenced"):
+            raise Fenced(str(exc))

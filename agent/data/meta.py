@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from agent.data.gather import gather_quorum
+from agent.data.gather import gather_quorum, raise_if_fenced
 from agent.data.link import DataLink
 from agent.errors import NotEnoughShards
 from agent.objects.format import ObjectMeta, Version
@@ -117,6 +117,7 @@ class MetaSet:
         )
         durable = len(out.ok) + len(skip)
         if durable < need:
+            raise_if_fenced(out.failed)
             why = "; ".join(f"osd.{o}: {e}" for o, e in sorted(out.failed.items())) or (
                 f"only {len(self._up())} of its {len(self.osds)} OSDs are up"
             )

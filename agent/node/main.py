@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import zmq
@@ -20,13 +21,16 @@ from agent.enrolment import Allowlist
 from agent.errors import RackError
 from agent.keys import Keypair, load_allowlist, load_keypair
 from agent.node.clock import SystemClock
+from agent.node.compute import production_compute
 from agent.node.dataplane import ZmqDataServer
 from agent.node.discovery import Discovery
 from agent.node.env import NodeEnv
+from agent.node.events import JsonlEvents
 from agent.node.executor import OrderedExecutor
 from agent.node.node import Node
 from agent.node.zmq_transport import ZmqTransport
 from agent.raft.storage import DiskStorage
+from agent.services.supervisor import state_dir
 from agent.wire import DiskSummary
 
 log = logging.getLogger("agent")
@@ -55,6 +59,8 @@ def production_env(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> 
         raft_store=lambda: DiskStorage(Path(conf.data_dir) / "raft"),
         executor=OrderedExecutor("raft-disk"),
         disk_usage=disk_usage,
+        compute=production_compute(conf) if "compute" in conf.roles else None,
+        events=JsonlEvents(Path(conf.data_dir) / "events.jsonl", conf.node, time.monotonic),
     )
 
 
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         conf, keypair, allowlist = load(args.conf)
         os.makedirs(conf.data_dir, exist_ok=True)
+        os.makedirs(state_dir(conf), exist_ok=True)
     except (RackError, OSError) as exc:
         print(f"rack-agent: {exc}", file=sys.stderr)
         return 2

@@ -43,6 +43,8 @@ from agent.wire import (
 )
 
 log = logging.getLogger("agent.node")
+Answered = Callable[[Message, Payload], None]
+"""Where a request's answer goes: the transport's reply route, or a local caller."""
 
 STOP_GRACE_S = 2.0
 """How long a stopping node waits for zeroconf to withdraw its announcement."""
@@ -183,9 +185,9 @@ class Node:
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = (peer, fut)
         try:
-            if peer == self.me.name or not self.env.transport.send(
-                peer, encode(build(rid), payload)
-            ):
+            if peer == self.me.name:
+                self._call_self(build(rid), payload, fut)
+            elif not self.env.transport.send(peer, encode(build(rid), payload)):
                 raise Unreachable(f"{peer} is not reachable from {self.me.name}")
             async with self.clock.timeout(timeout):
                 reply = await fut
@@ -196,6 +198,18 @@ class Node:
         if isinstance(reply[0], ErrorReply):
             raise remote_error(reply[0])
         return reply
+
+    def _call_self(self, msg: Message, payload: Payload, fut: asyncio.Future[Reply]) -> None:
+        """A request to ourselves (a monitor asking all monitors) is answered locally."""
+
+        def answered(reply: Message, out: Payload) -> None:
+            if not fut.done():
+                fut.set_result((reply, out))
+
+        inc = Incoming(msg, payload, Sender(self.me.name, "node"))
+        asyncio.get_running_loop().call_soon(
+            functools.partial(self._dispatch, inc, answered, published=False)
+        )
 
     # ---- receiving (the Inbound side of the transport) ---------------------------------
 
@@ -213,7 +227,11 @@ class Node:
             self.env.transport.reply(route, encode(error_reply(0, exc)))
             return
         sender = Sender(enrolled.name, enrolled.kind)
-        self._dispatch(Incoming(msg, payload, sender), route, published=False)
+
+        def answered(reply: Message, out: Payload) -> None:
+            self.env.transport.reply(route, encode(reply, out))
+
+        self._dispatch(Incoming(msg, payload, sender), answered, published=False)
 
     def on_published(self, peer: str, frames: list[bytes]) -> None:
         try:
@@ -249,7 +267,7 @@ class Node:
         if waiting is not None and waiting[0] == peer and not waiting[1].done():
             waiting[1].set_result((reply, payload))
 
-    def _dispatch(self, inc: Incoming, route: bytes | None, *, published: bool) -> None:
+    def _dispatch(self, inc: Incoming, reply: Answered | None, *, published: bool) -> None:
         """Look up, check and run the handler; refusals are typed replies on requests."""
         rid = getattr(inc.msg, "rid", 0)
         what = type(inc.msg).__name__
@@ -264,21 +282,23 @@ class Node:
                 exc,
                 key=f"{inc.sender.name}:{what}",
             )
-            if route is not None:
-                self.env.transport.reply(route, encode(error_reply(rid, exc)))
+            if reply is not None:
+                reply(error_reply(rid, exc), ())
             return
         except Exception:
             log.exception("handling a %s from %s failed", type(inc.msg).__name__, inc.sender.name)
-            if route is not None:
+            if reply is not None:
                 bug = ErrorReply(rid=rid, code=ErrorCode.INTERNAL, message="the node hit a bug")
-                self.env.transport.reply(route, encode(bug))
+                reply(bug, ())
             return
         if inspect.isawaitable(answer):
-            self.spawn(self._answer_later(route, rid, answer))
-        elif answer is not None and route is not None:
-            self.env.transport.reply(route, encode(*answer))
+            self.spawn(self._answer_later(reply, rid, answer))
+        elif answer is not None and reply is not None:
+            reply(*answer)
 
-    async def _answer_later(self, route: bytes | None, rid: int, answer: Awaitable[Reply]) -> None:
+    async def _answer_later(
+        self, reply_to: Answered | None, rid: int, answer: Awaitable[Reply]
+    ) -> None:
         try:
             reply = await answer
         except RackError as exc:
@@ -286,5 +306,5 @@ class Node:
         except Exception:
             log.exception("answering request %d failed", rid)
             reply = (ErrorReply(rid=rid, code=ErrorCode.INTERNAL, message="the node hit a bug"), ())
-        if route is not None:
-            self.env.transport.reply(route, encode(*reply))
+        if reply_to is not None:
+            reply_to(*reply)

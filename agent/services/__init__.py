@@ -3,7 +3,8 @@
 Every node runs membership (heartbeats, detector, reports), the map cache, writes
 (routing map changes) and status; a node with the ``mon`` role also runs the monitor.
 A node with the ``osd`` role serves its disks (where the environment has a data
-plane; the simulation has none). The supervisor, the gateway and metrics join here as
+plane; the simulation has none). Monitors grant leases and, while leading, place
+containers; a ``compute`` node runs the supervisor. The gateway and metrics join here as
 they are built.
 """
 
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 
 from agent.node.env import NodeEnv
 from agent.node.service import NodeContext, Service
+from agent.services.leases import LeaseService
 from agent.services.mapcache import MapCache
 from agent.services.membership import Membership
 from agent.services.monitor import MonitorService
 from agent.services.osd import OsdService
 from agent.services.status import StatusService
+from agent.services.supervisor import Supervisor
 from agent.services.writes import Writes
 
 
@@ -29,15 +32,19 @@ class NodeServices:
     status: StatusService
     monitor: MonitorService | None
     osd: OsdService | None
+    leases: LeaseService | None
+    supervisor: Supervisor | None
 
     def all(self) -> list[Service]:
         services: list[Service | None] = [
             self.membership,
             self.mapcache,
             self.monitor,
+            self.leases,
             self.writes,
             self.status,
             self.osd,
+            self.supervisor,
         ]
         return [s for s in services if s is not None]
 
@@ -51,6 +58,12 @@ def compose(ctx: NodeContext, env: NodeEnv) -> NodeServices:
     if "osd" in ctx.conf.roles and env.data_server is not None and env.data_link is not None:
         osd = OsdService(ctx, mapcache, env.data_server, env.data_link)
         membership.contributors.append(osd)
+    leases = None
+    if monitor is not None:
+        leases = LeaseService(ctx, monitor, env.events, env.lease_table_factory)
+    supervisor = None
+    if "compute" in ctx.conf.roles and env.compute is not None:
+        supervisor = Supervisor(ctx, env.compute, membership, mapcache, env.events)
     return NodeServices(
         membership=membership,
         mapcache=mapcache,
@@ -58,4 +71,6 @@ def compose(ctx: NodeContext, env: NodeEnv) -> NodeServices:
         status=StatusService(ctx, membership, mapcache),
         monitor=monitor,
         osd=osd,
+        leases=leases,
+        supervisor=supervisor,
     )

@@ -40,6 +40,8 @@ class MapCache(Service):
         self.leader_source: Callable[[], tuple[int, str | None]] | None = None
         """Set by a local monitor: its own Raft view (term, leader) replaces hints."""
         self._fetch_after = 0.0
+        self.on_change: list[Callable[[ClusterMap], None]] = []
+        """Called with every map taken (the supervisor reconciles on it)."""
         membership.listeners.append(self._heard)
         membership.contributors.append(self)
 
@@ -87,6 +89,8 @@ class MapCache(Service):
         if not isinstance(verdict, Take):
             return False
         self.cmap = cmap
+        for listener in self.on_change:
+            listener(cmap)
         return True
 
     def _offer_bytes(self, data: bytes, source: str) -> None:

@@ -97,6 +97,8 @@ class MonitorService(Service):
         self._idle.set()
         self._published_epoch = -1
         self._chores_due = False
+        self.planners: list[Callable[[ClusterMap, float], list[Command]]] = []
+        """More chores for the leader (the lease service's placements), asked each round."""
         mapcache.leader_source = self.leadership
         membership.contributors.append(self)
         self.log.info(
@@ -288,7 +290,10 @@ class MonitorService(Service):
         disks = disk_health(beats, self.ctx.allowlist)
         wall = clock.wall()
         decided = self.tally.decide(self.cmap, now, wall=wall)
-        due = self.chores.due(self.cmap, nodes, osds, decided, now=now, wall=wall, disks=disks)
+        planned = [cmd for planner in self.planners for cmd in planner(self.cmap, now)]
+        due = self.chores.due(
+            self.cmap, nodes, osds, decided, now=now, wall=wall, disks=disks, planned=planned
+        )
         for cmd in due:
             try:
                 self.driver.propose(encode_command(cmd))
@@ -299,6 +304,10 @@ class MonitorService(Service):
                 for change in cmd.changes:
                     self.log.warning("the vote marks %s %s", change.name, change.state)
             self._work.set()
+
+    def chores_soon(self) -> None:
+        """Run the chores at the next turn of the loop rather than at the next interval."""
+        asyncio.get_running_loop().call_soon(self._chores_once)
 
     def close(self) -> None:
         for _, fut in self._waiting.values():

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from agent.core.fencing import FenceBook
 from agent.data.link import DataLink
-from agent.errors import BadRequest, NotFound, RackError, StorageFault, WireError
+from agent.errors import BadRequest, Fenced, NotFound, RackError, StorageFault, WireError
 from agent.node.clock import every
 from agent.node.dataplane import DataServer
 from agent.node.service import NodeContext, Service
@@ -35,6 +36,7 @@ from agent.wire import (
     DataMessage,
     DiskSummary,
     ErrorReply,
+    Fence,
     ListEntry,
     MetaGet,
     MetaGetReply,
@@ -120,6 +122,9 @@ class OsdService(Service):
     ) -> None:
         self.ctx = ctx
         self.mapcache = mapcache
+        self.fences = FenceBook()
+        self.errors_fenced = 0
+        """Writes refused for a stale container generation (docs/ha.md)."""
         self.server = server
         self._link_factory = link
         self._link: DataLink | None = None
@@ -219,6 +224,7 @@ class OsdService(Service):
             case ShardPut():
                 disk = self._disk(msg.osd)
                 disk.serving()
+                self._check_fence(msg.fence)
                 if len(payload) != 1:
                     raise BadRequest("a shard write carries its bytes as one payload frame")
                 self._check_header(msg.header)
@@ -258,9 +264,16 @@ class OsdService(Service):
         if header.format != FORMAT:
             raise BadRequest(f"shard format {header.format} is not one this OSD writes")
 
+    def _check_fence(self, fence: Fence | None) -> None:
+        why = self.fences.check(fence, self.mapcache.cmap)
+        if why is not None:
+            self.errors_fenced += 1
+            raise Fenced(why)
+
     async def _meta_put(self, msg: MetaPut, payload: tuple[memoryview, ...]) -> DataAnswer:
         disk = self._disk(msg.osd)
         _, journal = disk.serving()
+        self._check_fence(msg.fence)
         if len(payload) != 1:
             raise BadRequest("a metadata write carries its record as one payload frame")
         try:

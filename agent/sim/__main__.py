@@ -3,6 +3,7 @@
 python -m agent.sim --seeds 300 [--jobs 2] [--json]     many seeds, a summary
 python -m agent.sim --seed 17 [--trace]                 replay one seed exactly
 python -m agent.sim --seeds 50 --broken single-report-vote   show the checker catch it
+python -m agent.sim --seeds 50 --broken lease-wait           (a lease the monitors do not wait out)
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import time
 from collections.abc import Sequence
 from functools import partial
 
+from agent.core.lease import LeaseTable
 from agent.node.env import default_tally
-from agent.sim.broken import BROKEN, broken_tally
+from agent.sim.broken import BROKEN, BROKEN_LEASES, broken_tally
 from agent.sim.checker import Violation
-from agent.sim.run import TallyFactory, run_seed, run_seeds
+from agent.sim.run import LeaseTableFactory, TallyFactory, run_seed, run_seeds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,14 +31,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--trace", action="store_true", help="with --seed: print every event")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for --seeds")
     p.add_argument("--json", action="store_true", help="print one JSON line")
-    p.add_argument("--broken", choices=sorted(BROKEN), help="run a deliberately broken vote")
+    p.add_argument(
+        "--broken",
+        choices=sorted([*BROKEN, *BROKEN_LEASES]),
+        help="run a deliberately broken vote or lease",
+    )
     a = p.parse_args(argv)
-    tally: TallyFactory = partial(broken_tally, a.broken) if a.broken else default_tally
+    tally: TallyFactory = partial(broken_tally, a.broken) if a.broken in BROKEN else default_tally
+    leases: LeaseTableFactory = BROKEN_LEASES.get(a.broken, LeaseTable)
     if a.seed is not None:
-        return _replay(a.seed, tally, trace=a.trace)
+        return _replay(a.seed, tally, leases, trace=a.trace)
     if a.seeds <= 0:
         p.error("give --seeds N or --seed S")
-    summary = run_seeds(a.seeds, start=a.start, jobs=a.jobs, tally_factory=tally)
+    summary = run_seeds(
+        a.seeds, start=a.start, jobs=a.jobs, tally_factory=tally, lease_table_factory=leases
+    )
     if a.json:
         out = {
             k: summary.as_json()[k]
@@ -48,10 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if summary.violations else 0
 
 
-def _replay(seed: int, tally: TallyFactory, *, trace: bool) -> int:
+def _replay(seed: int, tally: TallyFactory, leases: LeaseTableFactory, *, trace: bool) -> int:
     began = time.perf_counter()
     try:
-        stats = run_seed(seed, tally_factory=tally, trace=print if trace else None)
+        stats = run_seed(
+            seed, tally_factory=tally, lease_table_factory=leases, trace=print if trace else None
+        )
     except Violation as exc:
         print(json.dumps({"seed": seed, "ok": False, "violation": str(exc)}))
         return 1

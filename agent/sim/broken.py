@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.clustermap import ClusterMap, NodeChange
 from agent.config import TimingConfig
+from agent.core.lease import NEVER, LeaseTable
 from agent.core.vote import VoteTally, report_ttl
 
 
@@ -36,10 +37,19 @@ class LateVote(VoteTally):
         return [c for c in changes if c.state != "down" or now - self._since[c.name] >= self.LATE_S]
 
 
+class NoLeaseWait(LeaseTable):
+    """Releases a down node at once, without waiting for its last lease to run out: the
+    monitors would then move a container its cut-off node may still be running."""
+
+    def released_at(self, node: str) -> float:
+        return NEVER
+
+
 BROKEN: dict[str, type[VoteTally]] = {
     "single-report-vote": SingleReportVote,
     "late-vote": LateVote,
 }
+BROKEN_LEASES: dict[str, type[LeaseTable]] = {"lease-wait": NoLeaseWait}
 
 
 def broken_tally(name: str, timing: TimingConfig) -> VoteTally:

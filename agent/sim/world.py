@@ -15,18 +15,25 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+
+import msgspec
 
 from agent.clustermap import ClusterMap
-from agent.config import DiscoveryConfig, KeysConfig, NodeConfig, TimingConfig
+from agent.config import ComputeConfig, DiscoveryConfig, KeysConfig, NodeConfig, TimingConfig
+from agent.core.lease import LeaseTable
 from agent.core.vote import VoteTally
 from agent.enrolment import Allowlist, Enrolled
-from agent.node.env import NodeEnv, default_tally
+from agent.node.env import ComputeEnv, NodeEnv, default_tally
 from agent.node.node import Node
 from agent.record import NodeRecord
 from agent.sim.bounds import DRIFT, Assumptions, down_bound
 from agent.sim.checker import Checker, RecordingStore
+from agent.sim.compute import LoopWatchdog, SimAddresses, SimRuntime
+from agent.sim.containers import FailoverProbe, create_containers, wait_containers
 from agent.sim.env import SimClock, SimExecutor, peers_factory, sim_disk
 from agent.sim.faults import Chaos, Probe
+from agent.sim.ledger import RunLedger
 from agent.sim.loop import VirtualTimeLoop
 from agent.sim.network import CALM, SimNetwork, SimTransport
 
@@ -34,6 +41,7 @@ CLUSTER = "sim"
 current_node: contextvars.ContextVar[str] = contextvars.ContextVar("current_node", default="world")
 """Which simulated node the code running now belongs to (for the trace's log lines)."""
 POLL_S = 0.05
+SERVICE_NET = "10.99.1.0/24"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,11 @@ class SimConfig:
     probe_timeout_s: float = 15.0
     fsync: tuple[float, float] = (0.0002, 0.004)
     timing: TimingConfig = field(default_factory=TimingConfig)
+    containers: int = 2
+    ha_probes: int = 2
+    lease_ttls: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+    """Each seed draws its lease TTL from these: short leases end before the vote, long
+    ones outlive it, so the monitors' wait for them is exercised too."""
 
 
 @dataclass(slots=True)
@@ -57,6 +70,8 @@ class SimStats:
     elections: int = 0
     downs_committed: int = 0
     probe_seconds: list[float] = field(default_factory=list)
+    failover_seconds: list[float] = field(default_factory=list)
+    container_starts: int = 0
     probe_bounds: list[float] = field(default_factory=list)
     messages: int = 0
     lost: int = 0
@@ -70,6 +85,7 @@ class World:
         config: SimConfig | None = None,
         *,
         tally_factory: Callable[[TimingConfig], VoteTally] = default_tally,
+        lease_table_factory: Callable[..., LeaseTable] = LeaseTable,
         trace: Callable[[str], None] | None = None,
     ) -> None:
         self.seed = seed
@@ -77,7 +93,10 @@ class World:
         self.rng = rng = random.Random(seed)
         self.loop = VirtualTimeLoop()
         self.tally_factory = tally_factory
+        self.lease_table_factory = lease_table_factory
         self.trace = trace
+        ttl = rng.choice(cfg.lease_ttls)
+        self.timing = msgspec.structs.replace(cfg.timing, lease_ttl=ttl, lease_renew=ttl / 10)
         self.names = [f"n{i}" for i in range(1, cfg.nodes + 1)]
         self.monitor_names = tuple(self.names[: cfg.monitors])
         self.records = {
@@ -102,6 +121,8 @@ class World:
         self.checker = Checker(seed, self.loop.time, cfg.timing, self.assume, self._trace_line)
         self.checker.maps = self._monitor_map
         self.checker.on_violation = self._fail
+        self.ledger = RunLedger(self.checker, self.loop.time)
+        self.runtimes: dict[str, SimRuntime] = {}
         self.net.observers.append(self.checker.delivered)
         self.clocks = {
             n: SimClock(self.loop, rng.uniform(-DRIFT, DRIFT), rng.uniform(0, 1e4))
@@ -140,6 +161,7 @@ class World:
                 if handler is not None:
                     agent_log.removeHandler(handler)
         self.stats.elections = len(self.checker.leader_of_term)
+        self.stats.container_starts = self.ledger.starts
         self.stats.downs_committed = len(self.checker.downs)
         self.stats.messages = self.net.stats["sent"]
         self.stats.lost = self.net.stats["lost"]
@@ -150,6 +172,7 @@ class World:
         for name in self.names:
             self.loop.call_later(self.rng.uniform(0, 0.5), self.boot, name)
         await self.wait_formed("the rack never formed")
+        await create_containers(self)
         await self.chaos.run()
         self.chaos.heal_all()
         await self.wait_formed(
@@ -157,6 +180,9 @@ class World:
         )
         for _ in range(self.cfg.probes):
             await Probe(self).run(self.chaos.calm_after)
+        await wait_containers(self)
+        for _ in range(self.cfg.ha_probes):
+            await FailoverProbe(self).run()
 
     def _after_step(self) -> None:
         """The per-step invariants: leaders per term, and one map per epoch everywhere."""
@@ -230,7 +256,8 @@ class World:
             data_dir="/nonexistent",
             disks=("/disk0", "/disk1"),
             keys=KeysConfig(secret="-", allowlist="-"),  # noqa: S106 - no key files here
-            timing=self.cfg.timing,
+            timing=self.timing,
+            compute=ComputeConfig(cpus=2, memory_mib=4096, service_addresses=SERVICE_NET),
             discovery=DiscoveryConfig(enabled=True),
         )
 
@@ -247,6 +274,9 @@ class World:
             executor=SimExecutor(random.Random(rng.getrandbits(64)), *self.cfg.fsync),
             disk_usage=sim_disk,
             tally_factory=self.tally_factory,
+            compute=self._compute(name, random.Random(rng.getrandbits(64))),
+            events=partial(self._node_event, name),
+            lease_table_factory=self.lease_table_factory,
         )
         context = contextvars.copy_context()
         context.run(current_node.set, name)
@@ -263,6 +293,19 @@ class World:
         self.tasks[name] = task
         self.event(f"boot {name}")
 
+    def _compute(self, name: str, rng: random.Random) -> ComputeEnv:
+        clock = self.clocks[name]
+        runtime = self.runtimes[name] = SimRuntime(name, self.ledger, rng)
+        return ComputeEnv(
+            runtime=runtime,
+            addresses=SimAddresses(),
+            watchdog=lambda fire: LoopWatchdog(clock, clock.rate, fire),
+        )
+
+    def _node_event(self, name: str, kind: str, **fields: object) -> None:
+        detail = " ".join(f"{k}={v}" for k, v in fields.items())
+        self.event(f"[{name}] event {kind} {detail}".rstrip())
+
     def _ended(self, task: asyncio.Task[None]) -> None:
         crash = None if task.cancelled() else task.exception()
         if crash is not None:
@@ -277,6 +320,9 @@ class World:
         transport = node.env.transport
         assert isinstance(transport, SimTransport)
         transport.close()
+        runtime = self.runtimes.pop(name, None)
+        if runtime is not None:
+            runtime.power_off()
         task.cancel()
         self.stats.kills += 1
         self.event(f"kill {name}")

@@ -58,7 +58,14 @@ from agent.wire.status import (
     StatusReply,
     StatusRequest,
 )
-from agent.wire.supervisor import LeaseGrant, LeaseRenew, LogReply, LogRequest
+from agent.wire.supervisor import (
+    LeaseGrant,
+    LeaseRelease,
+    LeaseReleased,
+    LeaseRenew,
+    LogReply,
+    LogRequest,
+)
 
 __all__ = [
     "DATA_TAG",
@@ -80,6 +87,8 @@ __all__ = [
     "HealthReport",
     "Heartbeat",
     "LeaseGrant",
+    "LeaseRelease",
+    "LeaseReleased",
     "LeaseRenew",
     "ListEntry",
     "LogReply",

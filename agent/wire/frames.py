@@ -43,7 +43,14 @@ from agent.wire.maps import MapReply, MapRequest, MapUpdate
 from agent.wire.membership import HealthReport, Heartbeat
 from agent.wire.monitor import ProposeReply, ProposeRequest, RaftPacket
 from agent.wire.status import StatusReply, StatusRequest
-from agent.wire.supervisor import LeaseGrant, LeaseRenew, LogReply, LogRequest
+from agent.wire.supervisor import (
+    LeaseGrant,
+    LeaseRelease,
+    LeaseReleased,
+    LeaseRenew,
+    LogReply,
+    LogRequest,
+)
 
 PROTOCOL_TAG: Final = b"RC2"
 DATA_TAG: Final = b"RD1"
@@ -81,6 +88,8 @@ Message = (
     | ProposeReply
     | LeaseRenew
     | LeaseGrant
+    | LeaseRelease
+    | LeaseReleased
     | LogRequest
     | LogReply
 )

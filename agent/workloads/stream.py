@@ -18,7 +18,12 @@ then read the whole video (``/stream`` needs it).
 
 Environment (set by the supervisor): ``RACK_CONF`` (client TOML), ``RACK_VOLUME``
 (``POOL/PREFIX``; the checkpoint is ``PREFIX + "stream.checkpoint"``), ``RACK_CONTAINER``,
-``RACK_GENERATION``, ``RACK_NODE`` and ``RACK_ADDRESS``.
+``RACK_GENERATION``, ``RACK_NODE`` and ``RACK_ADDRESS``. The volume's pool must take
+writes with a node down, so m >= 2 (a write needs k + 1 of its k + m hosts; 2+2, 3+2): a
+2+1 pool refuses every checkpoint while one of its nodes is down.
+
+Exit status: 0 after SIGTERM (a last checkpoint written within a second), 1 when it cannot
+start (one sentence on stderr), ``EXIT_STALE`` (3) when a newer generation runs elsewhere.
 """
 
 from __future__ import annotations
@@ -45,9 +50,9 @@ from agent.clustermap import ClusterMap
 from agent.config import ClientConfig, load_client_config
 from agent.data.link import DataLink
 from agent.data.objects import ObjectClient
-from agent.errors import NotFound, RackError, RemoteError
+from agent.errors import Fenced, NotFound, RackError, RemoteError
 from agent.names import check_name, check_object_name, split_object_path
-from agent.wire import Fence
+from agent.wire import ErrorCode, Fence
 from agent.workloads.video import Video, parse_video
 
 T = TypeVar("T")
@@ -156,30 +161,31 @@ def settings_of(args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
 
 
 class Refusal(enum.Enum):
-    FENCED = "fenced"
-    """A write refused for its fence: logged once, and the instance keeps serving."""
     STALE = "stale"
     """Our generation is older than one the OSDs have seen: a newer instance runs; exit."""
+    FENCED = "fenced"
+    """Refused for its fence in some other way: logged once, and the instance serves on."""
 
 
-STALE_CODES = frozenset({"stale", "stale_generation", "stale_fence"})
-FENCED_CODES = frozenset({"fenced", "fence"})
-STALE_WORDS = ("stale generation", "generation is stale", "generation is older", "stale fence")
-FENCED_WORDS = ("fenced", "fence")
+STALE_CODES = frozenset({ErrorCode.FENCED.value})
+"""``fenced`` is the OSDs' answer to a stale generation (agent/wire/errors.py)."""
+STALE_WORDS = ("fenced", "stale generation", "generation is stale", "newer generation")
+FENCE_WORDS = ("fence",)
 
 
 def refusal_of(exc: BaseException) -> Refusal | None:
     """Whether a failed write was refused for its fence, and how; None for other failures.
 
-    The one place that knows how the OSDs say so: by a RemoteError's code, or in the
-    sentence of an error that wraps their answers (a metadata write reports each OSD's as
-    ``osd.N: ...`` inside NotEnoughShards, and the code is lost there).
+    The one place that decides it (adjust the tables above). It looks at the error's type
+    and code, and at the sentence of an error that wraps the OSDs' answers: a metadata
+    write reports each as ``osd.N: ...`` inside NotEnoughShards, where the code is lost.
+    Stale wins: one OSD that has seen a newer generation proves a newer instance exists.
     """
     code = exc.code.lower() if isinstance(exc, RemoteError) else ""
     words = str(exc).lower()
-    if code in STALE_CODES or any(w in words for w in STALE_WORDS):
+    if isinstance(exc, Fenced) or code in STALE_CODES or any(w in words for w in STALE_WORDS):
         return Refusal.STALE
-    if code in FENCED_CODES or any(w in words for w in FENCED_WORDS):
+    if any(w in words for w in FENCE_WORDS):
         return Refusal.FENCED
     return None
 
@@ -196,7 +202,7 @@ class Problems:
         kind = kind or f"{type(exc).__name__}:{getattr(exc, 'code', '')}"
         if kind not in self.seen:
             self.seen.add(kind)
-            log.warning("%s failed: %s", self.what, exc or type(exc).__name__)
+            log.warning("%s failed: %s", self.what, str(exc) or type(exc).__name__)
 
     def cleared(self) -> None:
         if self.seen:
@@ -216,14 +222,15 @@ class Checkpoint:
     """Wall-clock time of the write (seconds since the epoch), for people reading it."""
 
     def encode(self) -> bytes:
-        fields = {"frame": self.frame, "generation": self.generation, "node": self.node}
-        return json.dumps({**fields, "at": self.at}).encode()
+        return json.dumps(
+            {"frame": self.frame, "generation": self.generation, "node": self.node, "at": self.at}
+        ).encode()
 
     @classmethod
     def decode(cls, data: bytes | bytearray) -> Checkpoint:
         try:
             raw = json.loads(data)
-            cp = cls(int(raw["frame"]), int(raw["generation"]), str(raw["node"]), raw["at"])
+            cp = cls(int(raw["frame"]), int(raw["generation"]), str(raw["node"]), float(raw["at"]))
         except (ValueError, TypeError, KeyError) as exc:
             raise StreamError(f"the checkpoint does not decode ({exc})") from None
         if cp.frame < 0:
@@ -375,7 +382,9 @@ class HttpFront:
             await self._stream(writer, chunked=req.version == "HTTP/1.1")
             return False
         else:
-            await self._respond(writer, 404, b"not found: try /frame, /stream or /health\n", keep=keep)
+            await self._respond(
+                writer, 404, b"not found: try /frame, /stream or /health\n", keep=keep
+            )
         return keep
 
     @staticmethod
@@ -462,8 +471,13 @@ class Rack:
         for it before closing the client under it."""
         fut = asyncio.ensure_future(asyncio.to_thread(fn, *args))
         self.threads.add(fut)
-        fut.add_done_callback(self.threads.discard)
+        fut.add_done_callback(self._forget)
         return await asyncio.shield(fut)
+
+    def _forget(self, fut: asyncio.Future[Any]) -> None:
+        self.threads.discard(fut)
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a call whose caller went away is not an error
 
     async def refresh(self) -> bool:
         """Fetch the map once; keep it if it is not older than ours. Returns success."""
@@ -481,7 +495,9 @@ class Rack:
         """Until there is a map that has the pools this workload uses."""
         pools = {self.s.pool} | ({self.s.checkpoint[0]} if self.s.checkpoint else set())
         missing = Problems("finding the pools")
-        while not (await self.refresh() and self.cmap is not None and pools <= set(self.cmap.pools)):
+        while not (
+            await self.refresh() and self.cmap is not None and pools <= set(self.cmap.pools)
+        ):
             if self.cmap is not None:
                 names = ", ".join(sorted(pools - set(self.cmap.pools)))
                 missing.report(StreamError(f"the map has no pool {names} yet"), names)
@@ -542,3 +558,158 @@ class Rack:
             await asyncio.wait(self.threads, timeout=MAP_TIMEOUT_S + 0.5)
         if not self.threads:
             self.client.close()
+
+
+# ---- one instance ----------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+class Stream:
+    """One instance of the workload, from binding its port to its exit status."""
+
+    def __init__(self, s: Settings, conf: ClientConfig, say: Callable[[str], None] = _say) -> None:
+        self.s = s
+        self.conf = conf
+        self.say = say
+        self.show = Show(s.node, s.generation, s.fps)
+        self.http = HttpFront(self.show)
+        self.stop = asyncio.Event()
+        self.stale: str | None = None
+        self.failed: BaseException | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.cp_problems = Problems("writing the checkpoint")
+        self.began = time.monotonic()
+        self.port = s.port
+
+    async def run(self) -> int:
+        """Serve until SIGTERM (exit 0, after a last checkpoint), a stale fence (exit
+        ``EXIT_STALE``) or a failure (raised)."""
+        try:
+            server = await asyncio.start_server(self.http.handle, self.s.address, self.s.port)
+        except OSError as exc:
+            raise StreamError(
+                f"cannot serve HTTP on {self.s.address}:{self.s.port}: {exc.strerror}"
+            ) from None
+        self.port = server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        rack: Rack | None = None
+        try:
+            rack = Rack(self.s, Client(self.conf))
+            self._spawn(self._start(rack))
+            await self.stop.wait()
+        finally:
+            server.close()
+            self.http.close_all()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            if rack is not None:
+                if self.stale is None and self.failed is None and self.show.positioned.is_set():
+                    await self._checkpoint(rack, LAST_CHECKPOINT_S, last=True)
+                await rack.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        if self.failed is not None:
+            raise self.failed
+        if self.stale is not None:
+            print(f"{PROG}: {self.stale}", file=sys.stderr, flush=True)
+            return EXIT_STALE
+        return 0
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.failed = self.failed or exc
+            self.stop.set()
+
+    def _go_stale(self, why: str) -> None:
+        self.stale = (
+            f"generation {self.s.generation} of container {self.s.container} is stale ({why}): "
+            "a newer instance runs elsewhere, so this one stops"
+        )
+        self.stop.set()
+
+    async def _start(self, rack: Rack) -> None:
+        """The checkpoint before the video: ``/frame`` can answer as soon as it is known."""
+        await rack.first_map()
+        self._spawn(rack.refresh_forever())
+        cp = await rack.read_checkpoint()
+        if cp is not None and cp.generation > self.s.generation:
+            self._go_stale(f"the checkpoint was written by generation {cp.generation}")
+            return
+        self.show.start(cp.frame if cp is not None else 0)
+        positioned = time.monotonic() - self.began
+        self.say(
+            f"serving frame {self.show.origin} of {self.s.video} at {self.s.address}:"
+            f"{self.port} as generation {self.s.generation} on node {self.s.node}"
+        )
+        if self.s.checkpoint is not None:
+            self._spawn(self._checkpoint_forever(rack))
+        else:
+            log.warning("RACK_VOLUME is not set: no checkpoints, a restart starts at frame 0")
+        video = await rack.read_video()
+        self.show.load(video)
+        log.info(
+            "position known %.2f s after start, %d frames of video read after %.2f s",
+            positioned,
+            video.count,
+            time.monotonic() - self.began,
+        )
+
+    async def _checkpoint_forever(self, rack: Rack) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + CHECKPOINT_EVERY_S
+            await self._checkpoint(rack, CHECKPOINT_TIMEOUT_S)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    async def _checkpoint(self, rack: Rack, timeout: float, last: bool = False) -> None:
+        """One fenced write of the position; a failure is logged and the stream goes on,
+        except a stale fence, which ends this instance."""
+        cp = Checkpoint(self.show.frame(), self.s.generation, self.s.node, time.time())
+        problem: BaseException
+        try:
+            async with asyncio.timeout(timeout):
+                await rack.write_checkpoint(cp)
+        except TimeoutError:
+            problem = StreamError(f"the write took longer than {timeout:g} s")
+        except RackError as exc:
+            problem = exc
+        else:
+            self.cp_problems.cleared()
+            if last:
+                log.info("last checkpoint: frame %d", cp.frame)
+            return
+        refusal = refusal_of(problem)
+        if refusal is Refusal.STALE:
+            self._go_stale(str(problem))
+        elif last:
+            log.warning("the last checkpoint (frame %d) failed: %s", cp.frame, problem)
+        else:
+            self.cp_problems.report(problem, refusal.value if refusal else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rack-demo-stream --object POOL/NAME [--port 8080] [--address A] [--fps 25]``."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s", stream=sys.stderr)
+    try:
+        s = settings_of(args, os.environ)
+        conf = load_client_config(s.conf)
+        return asyncio.run(Stream(s, conf).run())
+    except RackError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ from functools import partial
 import pytest
 
 from agent.config import TimingConfig
-from agent.sim.broken import broken_tally
+from agent.sim.broken import NoLeaseWait, broken_tally
 from agent.sim.checker import Violation
 from agent.sim.run import run_seed, run_seeds
 from agent.sim.world import SimConfig, World
@@ -29,10 +29,23 @@ def test_seeds_hold_every_invariant(start: int) -> None:
 
 
 def test_a_run_forms_the_rack_survives_chaos_and_times_its_probes() -> None:
-    stats = run_seed(3)
+    stats = run_seed(2)
     assert stats.kills >= 2 and stats.partitions >= 1 and stats.elections >= 1
     assert len(stats.probe_seconds) == 2 and stats.downs_committed >= 2
     assert all(0.9 < t <= b for t, b in zip(stats.probe_seconds, stats.probe_bounds, strict=True))
+    assert len(stats.failover_seconds) == 2 and all(t > 0.5 for t in stats.failover_seconds)
+    assert stats.container_starts >= 4  # two containers, each moved at least once
+
+
+def test_the_checker_catches_monitors_that_do_not_wait_out_a_lease() -> None:
+    caught = []
+    for seed in range(20):
+        try:
+            run_seed(seed, lease_table_factory=NoLeaseWait)
+        except Violation as exc:
+            caught.append(exc)
+    assert len(caught) >= 4, [str(c) for c in caught]
+    assert all("runs twice" in c.what for c in caught), [str(c) for c in caught]
 
 
 def test_the_checker_catches_a_vote_that_counts_one_report_as_a_majority() -> None:
