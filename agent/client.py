@@ -17,7 +17,7 @@ import zmq
 from agent.clustermap import ClusterMap, Command, decode_map, encode_command
 from agent.config import ClientConfig
 from agent.enrolment import Allowlist
-from agent.errors import KeyringError, RemoteError, RpcTimeout, WireError
+from agent.errors import KeyringError, NotFound, RemoteError, RpcTimeout, WireError
 from agent.keys import Keypair, load_allowlist, load_keypair
 from agent.node.security import make_curve_client
 from agent.record import NodeRecord
@@ -143,6 +143,27 @@ class Client:
         if reply is None:
             raise RpcTimeout(f"{ep.name} did not answer within {timeout:g} s")
         return reply
+
+    @staticmethod
+    def new_rid() -> int:
+        return next(_rids)
+
+    def call_one_payload(
+        self, ep: NodeRecord, msg: Message, rid: int, timeout: float | None = None
+    ) -> tuple[Message, Payload]:
+        """Like :meth:`call_one`, with the reply's payload frames."""
+        timeout = self.conf.timeout if timeout is None else timeout
+        answer = self._request_payload([ep], encode(msg), rid, timeout)
+        if answer is None:
+            raise RpcTimeout(f"{ep.name} did not answer within {timeout:g} s")
+        return answer
+
+    def endpoint_of(self, name: str, status: ClusterStatus) -> NodeRecord:
+        """The node ``name`` as the status lists it, with its enrolled key."""
+        for ep in self._endpoints_of(status):
+            if ep.name == name:
+                return ep
+        raise NotFound(f"node {name} is not in the rack's status")
 
     def propose(self, cmd: Command, timeout: float | None = None) -> ProposeReply:
         """Commit a cluster-map change through the first node that answers.

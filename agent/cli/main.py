@@ -15,13 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
 from agent import __version__
+from agent.cli import containers, drill
 from agent.cli.objects import add_commands
-from agent.cli.render import console, heartbeat_line, nodes_table, status_json, summary_line
+from agent.cli.render import (
+    console,
+    containers_table,
+    heartbeat_line,
+    nodes_table,
+    status_json,
+    summary_line,
+)
 from agent.client import Client
 from agent.clustermap import CreatePool
 from agent.config import TimingConfig, load_client_config
@@ -103,9 +111,13 @@ def cmd_top(args: argparse.Namespace) -> int:
                 if args.once:
                     raise
                 return Group(Text(f"no answer: {exc}", style="bold red"))
-            return Group(
-                summary_line(status), nodes_table(status, title=time.strftime("rack top  %H:%M:%S"))
-            )
+            parts: list[RenderableType] = [
+                summary_line(status),
+                nodes_table(status, title=time.strftime("rack top  %H:%M:%S")),
+            ]
+            if status.containers:
+                parts.append(containers_table(status))
+            return Group(*parts)
 
         if args.once:
             console().print(frame())
@@ -284,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--pg-num", type=int, default=64)
     pc.add_argument("--failure-domain", default="host", choices=["host", "osd", "rack"])
     add_commands(sub, pool, lambda fn: lambda args: fn(args, lambda: _client(args)))
+    containers.add_commands(sub, lambda fn: lambda args: fn(args, _client))
+    drill.add_commands(sub, _lab)
 
     keys = sub.add_parser("keys", help="the cluster keyring").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"
@@ -350,8 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``; what follows the first ``--`` is a container's command (``ct run``),
+    taken verbatim (argparse's own ``--`` handling does not reach into sub-commands)."""
+    parser = build_parser()
+    if "--" not in argv:
+        return parser.parse_args(argv)
+    cut = argv.index("--")
+    args = parser.parse_args(argv[:cut])
+    if not hasattr(args, "cmd"):
+        parser.error("only 'rack ct run' takes a command after --")
+    args.cmd = [*args.cmd, *argv[cut + 1 :]]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
         code: int = args.fn(args)
         return code

@@ -108,6 +108,45 @@ def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
     return table
 
 
+CONTAINER_STYLE = {
+    "running": "green",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "pending": "yellow",
+    "fenced": "bold red",
+    "failed": "red",
+    "exited": "dim",
+    "stopped": "dim",
+}
+
+
+def containers_table(status: ClusterStatus, title: str | None = None) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("container", "state", "node", "address", "gen", "restarts", "uptime", "volume"):
+        table.add_column(col, no_wrap=True)
+    for c in status.containers:
+        state = Text(c.state, style=CONTAINER_STYLE.get(c.state, ""))
+        if c.reason:
+            state.append(f" ({c.reason})", style="dim")
+        table.add_row(
+            c.name,
+            state,
+            c.node or "-",
+            c.address or "-",
+            str(c.generation),
+            str(c.restarts),
+            human_duration(c.uptime_s),
+            c.volume or "-",
+        )
+    return table
+
+
 def summary_line(status: ClusterStatus) -> Text:
     counts: dict[str, int] = {}
     for n in status.nodes:
@@ -137,4 +176,5 @@ def heartbeat_line(hb: Heartbeat) -> str:
     return (
         f"{stamp} hb.{hb.node.name} inc={hb.incarnation:x} seq={hb.seq} epoch={hb.epoch} "
         f"roles={','.join(hb.node.roles)} uptime={hb.uptime_s:.1f}s disks={len(hb.disks)}"
+        + "".join(f" ct:{c.name}/g{c.generation}={c.state}" for c in hb.containers)
     )

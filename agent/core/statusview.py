@@ -87,23 +87,47 @@ def cluster_status(
         quorum=Quorum(leader=leader, term=term, members=tuple(monitors)) if monitors else None,
         nodes=tuple(nodes),
         pools=tuple(msgspec.to_builtins(p) for p in cmap.pools.values()) if cmap else (),
-        containers=_containers(cmap),
+        containers=_containers(cmap, {**beats, own: me}),
         answered_by=own,
     )
     missing = forming(status)
     return msgspec.structs.replace(status, formed=not missing, forming=tuple(missing))
 
 
-def _containers(cmap: ClusterMap | None) -> tuple[ContainerStatus, ...]:
+def _containers(
+    cmap: ClusterMap | None, beats: Mapping[str, Heartbeat]
+) -> tuple[ContainerStatus, ...]:
+    """Each container as the map places it and as its node last reported it."""
     if cmap is None:
         return ()
-    return tuple(
-        ContainerStatus(
-            name=name,
-            node=c.node,
-            address=c.spec.address,
-            generation=c.generation,
-            state="assigned" if c.node else "pending",
+    out = []
+    for name, c in sorted(cmap.containers.items()):
+        hb = beats.get(c.node or "")
+        reported = next(
+            (r for r in (hb.containers if hb else ()) if r.name == name),
+            None,
         )
-        for name, c in sorted(cmap.containers.items())
-    )
+        if c.want == "stopped":
+            state = "stopped" if reported is None or reported.state != "running" else "stopping"
+        elif c.pending is not None:
+            state = "pending"
+        elif reported is not None and reported.generation == c.generation:
+            state = reported.state
+        else:
+            state = "starting"
+        out.append(
+            ContainerStatus(
+                name=name,
+                node=c.node,
+                address=c.spec.address,
+                generation=c.generation,
+                state=state,
+                want=c.want,
+                reason=c.pending,
+                restarts=reported.restarts if reported else 0,
+                uptime_s=reported.uptime_s if reported else None,
+                volume=c.spec.volume,
+                command=c.spec.command,
+            )
+        )
+    return tuple(out)

@@ -161,6 +161,7 @@ class Lab:
             hosts = list(subnet.hosts())
             st.bridge, st.subnet = netns.bridge_name(st.lab_id), str(subnet)
             state.save(self.dir, st)
+            st.service_net = str(list(subnet.subnets(new_prefix=26))[-1])  # .192/26
             netns.create_bridge(
                 st.bridge, ipaddress.IPv4Interface(f"{hosts[0]}/{subnet.prefixlen}")
             )
@@ -183,6 +184,7 @@ class Lab:
                 )
         else:
             base = _free_port_block(3 * count)
+            st.service_net = f"127.77.{(base // 3) % 250 + 1}.0/24"
             for i, name in enumerate(names):
                 st.nodes.append(
                     LabNode(
@@ -235,6 +237,11 @@ class Lab:
                 "allowlist": str(self.dir / "keys" / "allowlist.toml"),
             },
             "timing": msgspec.to_builtins(timing),
+            "compute": {
+                "interface": "eth0" if st.mode == "netns" else "",
+                "service_addresses": st.service_net or "",
+                "client_conf": str(self.client_conf),
+            },
         }
         (home / "agent.toml").write_text(dump_toml(conf), encoding="utf-8")
 
@@ -324,12 +331,13 @@ class Lab:
         state.save(self.dir, st)
 
     def _pids(self, st: LabState, node: LabNode) -> list[int]:
-        """Every process of the node: its namespace's, or its agent's (checked for pid reuse)."""
+        """Every process of the node: its namespace's, or its agent's and its containers'
+        (each checked for pid reuse)."""
         if st.mode == "netns":
             return netns.pids(node.netns) if node.netns and netns.exists(node.netns) else []
-        if node.pid is not None and _is_our_agent(node.pid, self.node_dir(node.name)):
-            return [node.pid]
-        return []
+        home = self.node_dir(node.name)
+        out = [node.pid] if node.pid is not None and _is_our_agent(node.pid, home) else []
+        return out + _container_pids(home / "data" / "containers", node.name)
 
     def boot(self, name: str, timeout: float = 30.0, wait: bool = True) -> None:
         """Power the node back on; returns once the rack is formed again in every running
@@ -386,7 +394,11 @@ class Lab:
 
 
 def _signal(pids: list[int], sig: signal.Signals) -> None:
+    """Signal each process and, where it leads one (containers do), its process group."""
     for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
 
@@ -422,6 +434,23 @@ def _is_our_agent(pid: int, home: Path) -> bool:
     except OSError:
         return False
     return str(home / "agent.toml").encode() in cmdline
+
+
+def _container_pids(state_dir: Path, node: str) -> list[int]:
+    """The container process groups a loopback node started (their pidfiles), each checked
+    to carry that node's ``RACK_NODE`` so a recycled pid is never signalled."""
+    out = []
+    for pidfile in sorted(state_dir.glob("*.pid")):
+        try:
+            pid = int(pidfile.read_text(encoding="ascii").strip())
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        # a process group's environment, or the launcher's JSON argument, names the node
+        if f"RACK_NODE={node}".encode() in environ or f'"RACK_NODE": "{node}"'.encode() in cmdline:
+            out.append(pid)
+    return out
 
 
 def _tail(path: Path, lines: int = 3) -> str:

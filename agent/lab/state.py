@@ -37,6 +37,8 @@ class LabState(msgspec.Struct, kw_only=True):
     mode: Mode
     bridge: str | None = None
     subnet: str | None = None
+    service_net: str | None = None
+    """The rack's pool of container service addresses."""
     disks: int = 2
     """Disks per node: directories under each node's home (``disk0``, ``disk1``, ...)."""
     mounts: list[str] = msgspec.field(default_factory=list)

@@ -51,7 +51,7 @@ class NodeServices:
 
 def compose(ctx: NodeContext, env: NodeEnv) -> NodeServices:
     """The services a node with ``ctx.conf.roles`` runs, wired to each other."""
-    membership = Membership(ctx, env.disk_usage)
+    membership = Membership(ctx, env.disk_usage, env.events)
     mapcache = MapCache(ctx, membership)
     monitor = MonitorService(ctx, env, membership, mapcache) if "mon" in ctx.conf.roles else None
     osd = None

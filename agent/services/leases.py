@@ -118,6 +118,8 @@ class LeaseService(Service):
             was = old.nodes.get(name)
             if was is not None and was.state != node.state:
                 self.events("node_state", subject=name, state=node.state, epoch=cmap.epoch)
+                if node.state != "up":
+                    self.monitor.chores_soon()  # ask for its leases now, not next round
         for name, info in cmap.containers.items():
             was_c = old.containers.get(name)
             if was_c is None or was_c.generation != info.generation:

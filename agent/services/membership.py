@@ -18,6 +18,7 @@ from agent import __version__
 from agent.core.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect
 from agent.core.senders import Allow
 from agent.node.clock import every
+from agent.node.events import EventSink, no_events
 from agent.node.service import Handler, Incoming, NodeContext, Service
 from agent.wire import DiskSummary, HealthReport, Heartbeat, heartbeat_topic
 
@@ -28,7 +29,13 @@ class Membership(Service):
     name = "membership"
     log = logging.getLogger("agent.membership")
 
-    def __init__(self, ctx: NodeContext, disk_usage: Callable[[str], DiskSummary]) -> None:
+    def __init__(
+        self,
+        ctx: NodeContext,
+        disk_usage: Callable[[str], DiskSummary],
+        events: EventSink = no_events,
+    ) -> None:
+        self.events = events
         self.ctx = ctx
         self.timing = ctx.conf.timing
         self.disk_usage = disk_usage
@@ -121,6 +128,7 @@ class Membership(Service):
                 self.log.warning("peer %s is suspect: silent for %.2f s", ev.node, ev.silent_for)
             else:
                 self.log.warning("peer %s is dead: silent for %.2f s", ev.node, ev.silent_for)
+                self.events("peer_dead", subject=ev.node)
 
     # ---- what this node tells the monitors ---------------------------------------------
 

@@ -305,9 +305,10 @@ class Supervisor(Service):
                 await self.compute.addresses.add(spec.address)
             instance = await self.compute.runtime.start(run)
         except RackError as exc:
-            self.log.warning("cannot start container %s: %s", spec.name, exc)
+            self.log.warning("%s", exc)
             self.events("container_failed", container=spec.name, generation=info.generation)
             slot.state = "failed"
+            slot.restarts += 1
             self._back_off(slot)
             return
         if not self.switch.add(spec.name, info.generation, instance):

@@ -42,11 +42,22 @@ class Quorum(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ContainerStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One container in ``rack status`` and ``rack ct ls`` (DESIGN §11; docs/ha.md)."""
+
     name: str
     node: str | None
     address: str | None
     generation: int
     state: str
+    """``starting``, ``running``, ``exited``, ``failed``, ``fenced``, ``pending``,
+    ``stopping`` or ``stopped``."""
+    want: str = "running"
+    reason: str | None = None
+    """Why it is pending, in plain words."""
+    restarts: int = 0
+    uptime_s: float | None = None
+    volume: str | None = None
+    command: tuple[str, ...] = ()
 
 
 class ClusterStatus(msgspec.Struct, frozen=True, kw_only=True):

@@ -55,7 +55,7 @@ def test_an_address_comes_from_the_pool_and_skips_what_nodes_and_containers_use(
     cmap, why = put(rack())
     assert why is None
     assert cmap.containers["web"].spec.address == "10.9.0.4"  # .1-.3 are the nodes
-    assert cmap.containers["web"].pending == "not placed yet"
+    assert cmap.containers["web"].node is None and cmap.containers["web"].pending is None
     cmap, why = put(cmap, name="db")
     assert why is None and cmap.containers["db"].spec.address == "10.9.0.5"
     cmap, _ = put(cmap, name="c3")
