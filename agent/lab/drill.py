@@ -109,7 +109,16 @@ class Drill:
             out += read_events(self.lab.node_dir(node.name) / "data" / "events.jsonl")
         return out
 
-    def run(self, node: str, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+    def run(
+        self,
+        node: str,
+        kind: str,
+        timeout: float = 30.0,
+        on_moved: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Strike ``node``, wait until its containers answer from elsewhere (then call
+        ``on_moved``, e.g. to show the rack while the node is still gone), bring it back,
+        and return the report (docs/ha.md lists its fields)."""
         if kind not in ("kill", "partition"):
             raise LabError(f"a drill is kill or partition, not {kind!r}")
         st = state.require(self.lab.dir)
@@ -135,6 +144,8 @@ class Drill:
         finally:
             for p in pollers.values():
                 p.stop()
+        if on_moved is not None:
+            on_moved()
         self.progress(f"bringing {node} back")
         healed = self._bring_back(node, kind)
         report = self._report(node, kind, struck, moving=moving, pollers=pollers, moved=moved)

@@ -1,0 +1,38 @@
+"""Putting bytes into the lab rack from a script (the demo, the failover bench)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+from agent.data.link import DataLink
+from agent.data.objects import ObjectClient
+from agent.errors import LabError
+from agent.lab.rack import Lab
+
+MAP_WAIT_S = 5.0
+
+
+def put_bytes(lab: Lab, pool: str, name: str, data: bytes) -> float:
+    """Store ``data`` as ``pool/name``; returns the seconds the put took."""
+    with lab.client() as client:
+        deadline = time.monotonic() + MAP_WAIT_S
+        cmap = client.cluster_map()
+        while pool not in cmap.pools:  # a pool created a moment ago may not be in every map
+            if time.monotonic() > deadline:
+                raise LabError(f"pool {pool} is not in the map after {MAP_WAIT_S:g} s")
+            time.sleep(0.1)
+            cmap = client.cluster_map()
+        me = client.me
+
+    async def put() -> float:
+        link = DataLink(me)
+        try:
+            started = time.monotonic()
+            await ObjectClient(link, lambda: cmap).put(pool, name, io.BytesIO(data))
+            return time.monotonic() - started
+        finally:
+            link.close()
+
+    return asyncio.run(put())
