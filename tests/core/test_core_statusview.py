@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import msgspec
 
-from agent.clustermap import NodeChange, SetNodeStates, apply
+from agent.clustermap import ContainerInfo, ContainerSpec, NodeChange, SetNodeStates, apply
 from agent.core.failure import PeerState, PeerView
 from agent.core.statusview import cluster_status, node_state
 from agent.record import NodeRecord
+from agent.wire import ContainerSummary
 from tests.core.core_helpers import NAMES, beat, mapped, record
 
 
@@ -88,3 +89,39 @@ def test_the_heartbeat_record_wins_over_the_map() -> None:
     )
     st = status(beats={**{n: beat(n) for n in NAMES[1:]}, "n2": moved})
     assert {n.name: n.address for n in st.nodes}["n2"] == "10.7.7.7"
+
+
+def test_a_container_shows_what_its_node_reports_for_the_maps_generation() -> None:
+    spec = ContainerSpec(name="web", command=("x",), address="10.0.9.1", volume="v/web/")
+    base = mapped(NAMES)
+    infos = {
+        "web": ContainerInfo(spec=spec, node="n2", generation=3),
+        "old": ContainerInfo(
+            spec=msgspec.structs.replace(spec, name="old"), node="n3", generation=2
+        ),
+        "wait": ContainerInfo(
+            spec=msgspec.structs.replace(spec, name="wait"),
+            node=None,
+            generation=0,
+            pending="no compute node is up",
+        ),
+        "off": ContainerInfo(
+            spec=msgspec.structs.replace(spec, name="off"), node="n2", generation=1, want="stopped"
+        ),
+    }
+    cmap = msgspec.structs.replace(base, containers=infos)
+    running = ContainerSummary(name="web", generation=3, state="running", restarts=2, uptime_s=9.0)
+    stale = ContainerSummary(name="old", generation=1, state="running")  # the old generation
+    beats = {n: beat(n) for n in NAMES[1:]}
+    beats["n2"] = msgspec.structs.replace(beats["n2"], containers=(running,))
+    beats["n3"] = msgspec.structs.replace(beats["n3"], containers=(stale,))
+    st = status(cmap=cmap, beats=beats)
+    got = {c.name: (c.state, c.node, c.generation, c.restarts) for c in st.containers}
+    assert got == {
+        "web": ("running", "n2", 3, 2),
+        "old": ("starting", "n3", 2, 0),  # its node still reports generation 1 only
+        "wait": ("pending", None, 0, 0),
+        "off": ("stopped", "n2", 1, 0),
+    }
+    wait = next(c for c in st.containers if c.name == "wait")
+    assert wait.reason == "no compute node is up" and wait.volume == "v/web/"
