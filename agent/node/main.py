@@ -30,7 +30,8 @@ from agent.node.executor import OrderedExecutor
 from agent.node.node import Node
 from agent.node.zmq_transport import ZmqTransport
 from agent.raft.storage import DiskStorage
-from agent.services.supervisor import state_dir
+from agent.runtime import cleanup_scope
+from agent.services.supervisor import scope_of, state_dir
 from agent.wire import DiskSummary
 
 log = logging.getLogger("agent")
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         conf, keypair, allowlist = load(args.conf)
         os.makedirs(conf.data_dir, exist_ok=True)
         os.makedirs(state_dir(conf), exist_ok=True)
+        if "compute" in conf.roles:
+            leftovers = cleanup_scope(scope_of(conf))
+            if leftovers:
+                print(f"rack-agent: killed {leftovers} container(s) left by an earlier run")
     except (RackError, OSError) as exc:
         print(f"rack-agent: {exc}", file=sys.stderr)
         return 2

@@ -132,6 +132,10 @@ def main(args: list[str]) -> int:
     with contextlib.suppress(OSError):  # not open when run by hand, with no agent listening
         os.set_inheritable(REPORT_FD, False)  # closed by the child's exec: end of file = started
     config = json.loads(args[0])
+    # die with the agent: a container must not outlive the watchdog that fences it
+    linux.set_parent_death_signal(signal.SIGKILL)
+    if config.get("parent") and os.getppid() != config["parent"]:
+        return EXIT_SETUP_FAILED  # the agent died before the line above took effect
     for procs in config["cgroups"]:
         try:
             with open(procs, "w") as f:

@@ -384,6 +384,7 @@ class Runtime:
                 "env": dict(spec.env),
                 "cgroups": [] if cgroup is None else cgroup.procs_files(),
                 "hostname": spec.hostname,
+                "parent": os.getpid(),
             }
         )
         if len(config.encode()) > _MAX_CONFIG:

@@ -52,6 +52,11 @@ def state_dir(conf: NodeConfig) -> Path:
     return Path(conf.compute.state_dir or Path(conf.data_dir) / "containers")
 
 
+def scope_of(conf: NodeConfig) -> str:
+    """The prefix of this node's cgroups (lab nodes share one machine's hierarchy)."""
+    return f"{conf.cluster[:8]}-{conf.node}"
+
+
 @dataclass(slots=True)
 class Slot:
     """One container on this node, across its restarts in place."""
@@ -137,7 +142,7 @@ class Supervisor(Service):
         self.holder = LeaseHolder(terms_of(ctx), majority(len(ctx.conf.monitors)))
         conf = ctx.conf
         self.state_dir = state_dir(conf)
-        self.scope = f"{conf.cluster[:8]}-{conf.node}"
+        self.scope = scope_of(conf)
         self.slots: dict[str, Slot] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
