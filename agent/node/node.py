@@ -133,7 +133,9 @@ class Node:
         if self._tg is None:  # stopping: a late message's work is dropped, as on a dead node
             coro.close()
             return
-        self._task(self._guarded(coro))
+        task = self._task(self._guarded(coro))
+        # a task cancelled before its first step never runs ``coro``: close it, quietly
+        task.add_done_callback(lambda _t: coro.close())
 
     async def _guarded(self, coro: Awaitable[None]) -> None:
         try:

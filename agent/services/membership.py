@@ -50,6 +50,9 @@ class Membership(Service):
         """The last heartbeat this node published (its disks measured then)."""
         self.listeners: list[HeartbeatListener] = []
         self.contributors: list[Service] = []
+        self._reporting = False
+        """Reports go out only once the report loop runs (the node is up and serving)."""
+        self._report_now = False
         """Services whose heartbeat fields go into ours."""
 
     def handlers(self) -> Sequence[Handler]:
@@ -129,6 +132,10 @@ class Membership(Service):
             else:
                 self.log.warning("peer %s is dead: silent for %.2f s", ev.node, ev.silent_for)
                 self.events("peer_dead", subject=ev.node)
+                self._report_now = True
+        if self._report_now and self._reporting:
+            self._report_now = False
+            self._send_report()  # the vote should not wait for the next report interval
 
     # ---- what this node tells the monitors ---------------------------------------------
 
@@ -143,12 +150,16 @@ class Membership(Service):
             alive={v.node: v.incarnation for v in views if v.state is PeerState.ALIVE},
         )
 
-    async def _report(self) -> None:
-        def report() -> None:
-            health = self.health()
-            for monitor in self.ctx.conf.monitors:
-                self.ctx.send(monitor, health)
+    def _send_report(self) -> None:
+        health = self.health()
+        for monitor in self.ctx.conf.monitors:
+            self.ctx.send(monitor, health)
 
+    async def _report(self) -> None:
+        self._reporting = True
         await every(
-            self.ctx.clock, self.timing.report_interval, report, first=self.timing.report_interval
+            self.ctx.clock,
+            self.timing.report_interval,
+            self._send_report,
+            first=self.timing.report_interval,
         )

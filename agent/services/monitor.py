@@ -98,6 +98,7 @@ class MonitorService(Service):
         self._published_epoch = -1
         self._chores_due = False
         self.planners: list[Callable[[ClusterMap, float], list[Command]]] = []
+        self._dead_reported: dict[str, frozenset[str]] = {}
         """More chores for the leader (the lease service's placements), asked each round."""
         mapcache.leader_source = self.leadership
         membership.contributors.append(self)
@@ -169,9 +170,13 @@ class MonitorService(Service):
     def _report(self, inc: Incoming) -> None:
         r: HealthReport = inc.msg
         now = self.ctx.clock.monotonic()
+        dead = frozenset(r.dead)
         self.tally.report(
-            r.reporter, frozenset(r.dead), dict(r.alive), now, incarnation=r.incarnation, seq=r.seq
+            r.reporter, dead, dict(r.alive), now, incarnation=r.incarnation, seq=r.seq
         )
+        if dead - self._dead_reported.get(r.reporter, frozenset()) and self.leads:
+            self.chores_soon()  # a new "dead" may complete a majority: decide now
+        self._dead_reported[r.reporter] = dead
 
     async def _ticks(self) -> None:
         def tick() -> None:
