@@ -111,7 +111,11 @@ def apply(cmap: ClusterMap, cmd: Command) -> Applied:
         case RemoveContainer(name=name):
             if name not in cmap.containers:
                 return _refuse(cmap, f"there is no container {name!r}")
-            return _bump(cmap, containers={k: v for k, v in cmap.containers.items() if k != name})
+            return _bump(
+                cmap,
+                containers={k: v for k, v in cmap.containers.items() if k != name},
+                retired={**cmap.retired, name: cmap.containers[name].generation},
+            )
     return _refuse(cmap, f"unknown command {type(cmd).__name__}")  # pragma: no cover
 
 

@@ -43,7 +43,7 @@ def put_container(cmap: ClusterMap, cmd: PutContainer) -> tuple[ClusterMap | Non
     if why is not None:
         return None, why
     spec = msgspec.structs.replace(spec, address=address)
-    info = ContainerInfo(spec=spec, node=None, generation=0)
+    info = ContainerInfo(spec=spec, node=None, generation=cmap.retired.get(spec.name, 0))
     return msgspec.structs.replace(cmap, containers={**cmap.containers, spec.name: info}), None
 
 

@@ -84,6 +84,9 @@ class ClusterMap(msgspec.Struct, frozen=True, kw_only=True):
     containers: dict[str, ContainerInfo] = msgspec.field(default_factory=dict)
     service_net: str | None = None
     """The rack's pool of service addresses (a CIDR), from the monitors' config."""
+    retired: dict[str, int] = msgspec.field(default_factory=dict)
+    """The last generation of each removed container: one created again under its name
+    starts above it, so the OSDs' fences (which remember generations by name) admit it."""
 
 
 def encode_map(cmap: ClusterMap) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import random
@@ -30,6 +31,7 @@ from agent.node.executor import OrderedExecutor
 from agent.node.node import Node
 from agent.node.zmq_transport import ZmqTransport
 from agent.raft.storage import DiskStorage
+from agent.runtime import address as addresses
 from agent.runtime import cleanup_scope
 from agent.services.supervisor import scope_of, state_dir
 from agent.wire import DiskSummary
@@ -65,6 +67,20 @@ def production_env(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> 
     )
 
 
+def clean_leftovers(conf: NodeConfig) -> None:
+    """What an earlier run of this agent left (it crashed): its containers, and their
+    service addresses on the rack interface, which have moved on to other nodes by now."""
+    leftovers = cleanup_scope(scope_of(conf))
+    if leftovers:
+        print(f"rack-agent: killed {leftovers} container(s) left by an earlier run")
+    pool, dev = conf.compute.service_addresses, conf.compute.interface
+    if pool and dev:
+        keep = {ipaddress.IPv4Address(conf.bind)}
+        stale = addresses.flush(dev, ipaddress.IPv4Network(pool), keep)
+        if stale:
+            print(f"rack-agent: removed stale service address(es) {', '.join(stale)}")
+
+
 def load(path: str) -> tuple[NodeConfig, Keypair, Allowlist]:
     conf = load_node_config(path)
     keypair = load_keypair(conf.keys.secret)
@@ -87,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(conf.data_dir, exist_ok=True)
         os.makedirs(state_dir(conf), exist_ok=True)
         if "compute" in conf.roles:
-            leftovers = cleanup_scope(scope_of(conf))
-            if leftovers:
-                print(f"rack-agent: killed {leftovers} container(s) left by an earlier run")
+            clean_leftovers(conf)
     except (RackError, OSError) as exc:
         print(f"rack-agent: {exc}", file=sys.stderr)
         return 2

@@ -87,14 +87,34 @@ def present(addr: ServiceAddress) -> bool:
     """Whether this node holds the address now (any prefix length counts)."""
     if addr.dev is None:
         return addr.ip in LOOPBACK and _bind_error(addr.ip) is None
-    proc = _ip("-o", "-4", "addr", "show", "dev", addr.dev)
+    return any(iface.ip == addr.ip for iface in held(addr.dev))
+
+
+def held(dev: str) -> list[ipaddress.IPv4Interface]:
+    """Every IPv4 address on ``dev``."""
+    proc = _ip("-o", "-4", "addr", "show", "dev", dev)
     if proc.returncode != 0:
-        raise AddressFault(f"cannot list the addresses of {addr.dev}: {_why(proc)}")
-    for line in proc.stdout.splitlines():
-        for word, following in itertools.pairwise(line.split()):
-            if word == "inet" and ipaddress.IPv4Interface(following).ip == addr.ip:
-                return True
-    return False
+        raise AddressFault(f"cannot list the addresses of {dev}: {_why(proc)}")
+    return [
+        ipaddress.IPv4Interface(following)
+        for line in proc.stdout.splitlines()
+        for word, following in itertools.pairwise(line.split())
+        if word == "inet"
+    ]
+
+
+def flush(dev: str, pool: ipaddress.IPv4Network, keep: Set[ipaddress.IPv4Address]) -> list[str]:
+    """Remove every service address of ``pool`` from ``dev`` but ``keep``; what was removed.
+
+    An agent that starts after a crash runs no container yet, so any service address still
+    on its interface is a stale one: left there, this node would answer ARP for an address
+    that has moved to another node."""
+    removed = []
+    for iface in held(dev):
+        if iface.ip in pool and iface.ip not in keep:
+            remove(ServiceAddress(ip=iface.ip, prefixlen=iface.network.prefixlen, dev=dev))
+            removed.append(str(iface.ip))
+    return removed
 
 
 def pick_free(

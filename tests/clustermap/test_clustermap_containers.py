@@ -12,6 +12,7 @@ from agent.clustermap import (
     CreatePool,
     MarkPending,
     PutContainer,
+    RemoveContainer,
     SetContainerWant,
     SetServiceNet,
     apply,
@@ -111,3 +112,15 @@ def test_stop_and_start_keep_the_assignment() -> None:
     assert (info.want, info.node, info.generation) == ("stopped", "n1", 1)
     assert stopped.epoch == cmap.epoch + 1
     assert apply(stopped, SetContainerWant(name="web", want="stopped")).cmap is stopped
+
+
+def test_a_container_created_again_under_a_removed_name_starts_above_its_generations() -> None:
+    cmap, _ = put(rack())
+    for gen in range(3):
+        cmap = apply(cmap, AssignContainer(name="web", node="n1", generation=gen)).cmap
+    cmap = apply(cmap, RemoveContainer(name="web")).cmap
+    assert cmap.retired == {"web": 3}
+    again, why = put(cmap)
+    assert why is None and again.containers["web"].generation == 3
+    placed = apply(again, AssignContainer(name="web", node="n2", generation=3)).cmap
+    assert placed.containers["web"].generation == 4
