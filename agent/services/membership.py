@@ -23,6 +23,8 @@ from agent.node.service import Handler, Incoming, NodeContext, Service
 from agent.wire import DiskSummary, HealthReport, Heartbeat, heartbeat_topic
 
 HeartbeatListener = Callable[[Heartbeat], None]
+LAG_PROBE_S = 0.05
+"""How often the event loop's lateness is sampled."""
 
 
 class Membership(Service):
@@ -50,6 +52,7 @@ class Membership(Service):
         """The last heartbeat this node published (its disks measured then)."""
         self.listeners: list[HeartbeatListener] = []
         self.contributors: list[Service] = []
+        self._lag = 0.0
         self._reporting = False
         """Reports go out only once the report loop runs (the node is up and serving)."""
         self._report_now = False
@@ -63,7 +66,15 @@ class Membership(Service):
         )
 
     def loops(self) -> Sequence[Callable[[], Coroutine[Any, Any, None]]]:
-        return (self._publish, self._detect, self._report)
+        return (self._publish, self._detect, self._report, self._watch_lag)
+
+    async def _watch_lag(self) -> None:
+        """Measure how late the event loop wakes up (the heartbeat carries the worst)."""
+        clock = self.ctx.clock
+        while True:
+            due = clock.monotonic() + LAG_PROBE_S
+            await clock.sleep(LAG_PROBE_S)
+            self._lag = max(self._lag, clock.monotonic() - due)
 
     # ---- what this node says -----------------------------------------------------------
 
@@ -76,6 +87,7 @@ class Membership(Service):
         if "disks" not in fields:  # the OSD service reports its disks; else measure them here
             fields["disks"] = tuple(self.disk_usage(path) for path in self.ctx.conf.disks)
         hb = Heartbeat(
+            loop_lag_s=round(self._lag, 4),
             cluster=self.ctx.conf.cluster,
             node=self.ctx.me,
             incarnation=self.incarnation,
@@ -92,6 +104,7 @@ class Membership(Service):
         def beat() -> None:
             self.seq += 1
             self.published = self.describe_self()
+            self._lag = 0.0
             self.ctx.publish(topic, self.published)
 
         await every(self.ctx.clock, self.timing.heartbeat_interval, beat)

@@ -66,6 +66,9 @@ class Heartbeat(Msg, frozen=True, kw_only=True, tag="heartbeat"):
     leader: str | None = None
     """The monitor this node believes leads (a hint; monitors know, others hear it)."""
     version: str = ""
+    loop_lag_s: float = 0.0
+    """The longest the agent's event loop was late since the last heartbeat (a stalled
+    loop is what a lease must survive; docs/ha.md)."""
 
 
 class HealthReport(Msg, frozen=True, kw_only=True, tag="health_report"):

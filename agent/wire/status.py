@@ -33,6 +33,8 @@ class NodeStatus(NodeRecord, frozen=True, kw_only=True):
     """Whether the cluster map lists this node yet (False before monitors admit it)."""
     osd_ids: tuple[int, ...] = ()
     """The ids the cluster map gave this node's disks."""
+    loop_lag_s: float | None = None
+    """From its latest heartbeat: how late its event loop ran (docs/heartbeats.md)."""
 
 
 class Quorum(msgspec.Struct, frozen=True, kw_only=True):
