@@ -88,9 +88,7 @@ def flaky(lab: Lab, seconds: float) -> dict[str, Any]:
         while not stop.wait(0.1):
             polls += 1
             try:
-                with urllib.request.urlopen(
-                    f"http://{address}:8080/frame", timeout=1.0
-                ) as r:
+                with urllib.request.urlopen(f"http://{address}:8080/frame", timeout=1.0) as r:
                     r.read()
             except OSError:
                 failed += 1
@@ -122,6 +120,38 @@ def flaky(lab: Lab, seconds: float) -> dict[str, Any]:
     }
 
 
+def loop_lag(lab: Lab, seconds: float) -> dict[str, float]:
+    """The agents' event-loop lag from their heartbeats: idle, then under 16 MiB puts."""
+
+    def worst(during: float) -> float:
+        top = 0.0
+        end = time.monotonic() + during
+        while time.monotonic() < end:
+            for node in lab.status_of("n5").nodes:
+                top = max(top, node.loop_lag_s or 0.0)
+            time.sleep(0.2)
+        return round(top, 4)
+
+    idle = worst(seconds)
+    stop = threading.Event()
+    data = bytes(16 * 1024 * 1024)
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            put_bytes(lab, "vol", f"load/{i % 4}", data)
+            i += 1
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    try:
+        busy = worst(seconds)
+    finally:
+        stop.set()
+        loader.join()
+    return {"idle_max_s": idle, "under_put_load_max_s": busy}
+
+
 def simulation(seeds: int) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "agent.sim", "--seeds", str(seeds), "--jobs", "2"],
@@ -148,6 +178,7 @@ def main() -> int:
             kills = drills(lab, "kill", a.kills)
             parts = drills(lab, "partition", a.partitions)
             flaky_run = flaky(lab, a.flaky_s) if a.flaky_s > 0 else None
+            lag = loop_lag(lab, 10.0)
         finally:
             lab.down()
     sim = simulation(a.seeds) if a.seeds > 0 else None
@@ -180,6 +211,7 @@ def main() -> int:
         "double_runs": double + again,
         "false_failovers": None if flaky_run is None else flaky_run["failovers"],
         "flaky": flaky_run,
+        "loop_lag_s": lag,
         "sim_seeds": None if sim is None else sim["seeds"],
         "sim_violations": None if sim is None else sim["violations"],
         "sim_failover_median_s": None if sim is None else sim.get("failover_median_s"),
