@@ -32,6 +32,7 @@ from agent.core.formed import forming
 from agent.errors import LabError, RackError
 from agent.keys import create_keyring
 from agent.lab import netns, state
+from agent.lab.flaky import Impairments
 from agent.lab.state import LabNode, LabState, Mode
 from agent.record import DEFAULT_DATA_PORT, NodeRecord
 from agent.wire import ClusterStatus
@@ -91,7 +92,7 @@ def _free_port_block(count: int) -> int:
     raise LabError("no block of free ports on 127.0.0.1 for the lab")
 
 
-class Lab:
+class Lab(Impairments):
     """Operations on the lab rack kept in ``lab_dir``."""
 
     def __init__(self, lab_dir: Path, progress: Progress = _quiet) -> None:
@@ -372,8 +373,8 @@ class Lab:
     def down(self, grace: float = 3.0) -> int:
         """Stop every agent (SIGTERM, SIGKILL after ``grace``) and remove every namespace,
         veth and bridge of the lab; returns how many processes were stopped."""
-        st = state.load(self.dir)
-        if st is None:
+        self.restore_all()  # impaired links first: their forwarders, pairs and offloads
+        if (st := state.load(self.dir)) is None:
             return 0
         pids = [pid for node in st.nodes for pid in self._pids(st, node)]
         _signal(pids, signal.SIGTERM)
