@@ -224,8 +224,8 @@ def main() -> int:
         "lease_renew_s": t.lease_renew,
         "why": (
             "dead after 1.0 s of silence (5 heartbeats of 0.2 s lost in a row); a lease as "
-            "long as that detection, so it has run out when the vote commits and waiting "
-            "for it adds nothing; renewals every 0.1 s so a lossy link keeps its lease"
+            "long as that detection, so it has all but run out when the vote commits and "
+            "waiting for it adds little; renewals every 0.1 s so a lossy link keeps its lease"
         ),
     }
     print(json.dumps(out))
