@@ -219,6 +219,16 @@ class Client:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise WireError(f"the cluster map does not decode: {exc}") from None
 
+    def map_with_pool(self, pool: str | None, catch_up: float = 1.0) -> ClusterMap:
+        """The map; if it lacks ``pool``, ask again for up to ``catch_up`` seconds: the node
+        that answered first may not have the newest map yet (a pool created a moment ago)."""
+        cmap = self.cluster_map()
+        deadline = time.monotonic() + catch_up
+        while pool is not None and pool not in cmap.pools and time.monotonic() < deadline:
+            time.sleep(0.1)
+            cmap = self.cluster_map()
+        return cmap
+
     def status(self, timeout: float | None = None) -> ClusterStatus:
         reply = self.call_any(lambda rid: StatusRequest(rid=rid), timeout)
         if not isinstance(reply, StatusReply):

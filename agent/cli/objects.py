@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -60,13 +59,7 @@ def _session(
     pool: str | None = None,
 ) -> T:
     with client_of() as client:
-        cmap = client.cluster_map()
-        # the node that answered first may not have the newest map yet (a pool created a
-        # moment ago): ask again for a second before saying there is no such pool
-        deadline = time.monotonic() + MAP_CATCH_UP_S
-        while pool is not None and pool not in cmap.pools and time.monotonic() < deadline:
-            time.sleep(0.1)
-            cmap = client.cluster_map()
+        cmap = client.map_with_pool(pool, MAP_CATCH_UP_S)
         keypair = client.me
 
     async def run() -> T:

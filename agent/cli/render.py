@@ -75,14 +75,19 @@ def _roles(node: NodeStatus, leader: str | None) -> Text:
     return text
 
 
-def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
-    table = Table(
+def _table(title: str | None) -> Table:
+    """The one table style of status, top and ct ls."""
+    return Table(
         title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
+
+
+def nodes_table(status: ClusterStatus, title: str | None = None) -> Table:
+    table = _table(title)
     for col, justify in (
         ("node", "left"),
         ("state", "left"),
@@ -121,13 +126,7 @@ CONTAINER_STYLE = {
 
 
 def containers_table(status: ClusterStatus, title: str | None = None) -> Table:
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _table(title)
     for col in ("container", "state", "node", "address", "gen", "restarts", "uptime", "volume"):
         table.add_column(col, no_wrap=True)
     for c in status.containers:

@@ -100,14 +100,22 @@ def _address_for(cmap: ClusterMap, spec: ContainerSpec) -> tuple[str | None, str
     return str(address), None
 
 
-def assign(cmap: ClusterMap, cmd: AssignContainer) -> tuple[ClusterMap | None, str | None]:
-    info = cmap.containers.get(cmd.name)
+def _at_generation(
+    cmap: ClusterMap, name: str, generation: int
+) -> tuple[ContainerInfo | None, str | None]:
+    """The container, if it is at ``generation`` (a compare-and-set); else why not."""
+    info = cmap.containers.get(name)
     if info is None:
-        return None, f"there is no container {cmd.name!r}"
-    if cmd.generation != info.generation:
-        return None, (
-            f"container {cmd.name!r} is at generation {info.generation}, not {cmd.generation}"
-        )
+        return None, f"there is no container {name!r}"
+    if generation != info.generation:
+        return None, f"container {name!r} is at generation {info.generation}, not {generation}"
+    return info, None
+
+
+def assign(cmap: ClusterMap, cmd: AssignContainer) -> tuple[ClusterMap | None, str | None]:
+    info, why = _at_generation(cmap, cmd.name, cmd.generation)
+    if info is None:
+        return None, why
     if cmd.node is not None:
         node = cmap.nodes.get(cmd.node)
         if node is None or node.state != "up" or "compute" not in node.roles:
@@ -129,13 +137,9 @@ def set_want(cmap: ClusterMap, cmd: SetContainerWant) -> tuple[ClusterMap | None
 
 
 def mark_pending(cmap: ClusterMap, cmd: MarkPending) -> tuple[ClusterMap | None, str | None]:
-    info = cmap.containers.get(cmd.name)
+    info, why = _at_generation(cmap, cmd.name, cmd.generation)
     if info is None:
-        return None, f"there is no container {cmd.name!r}"
-    if cmd.generation != info.generation:
-        return None, (
-            f"container {cmd.name!r} is at generation {info.generation}, not {cmd.generation}"
-        )
+        return None, why
     if info.pending == cmd.reason:
         return cmap, None
     changed = msgspec.structs.replace(info, pending=cmd.reason)

@@ -17,14 +17,10 @@ MAP_WAIT_S = 5.0
 def put_bytes(lab: Lab, pool: str, name: str, data: bytes) -> float:
     """Store ``data`` as ``pool/name``; returns the seconds the put took."""
     with lab.client() as client:
-        deadline = time.monotonic() + MAP_WAIT_S
-        cmap = client.cluster_map()
-        while pool not in cmap.pools:  # a pool created a moment ago may not be in every map
-            if time.monotonic() > deadline:
-                raise LabError(f"pool {pool} is not in the map after {MAP_WAIT_S:g} s")
-            time.sleep(0.1)
-            cmap = client.cluster_map()
+        cmap = client.map_with_pool(pool, MAP_WAIT_S)
         me = client.me
+    if pool not in cmap.pools:
+        raise LabError(f"pool {pool} is not in the map after {MAP_WAIT_S:g} s")
 
     async def put() -> float:
         link = DataLink(me)

@@ -60,6 +60,15 @@ def ha_lab(base: Path) -> Iterator[Lab]:
         lab.down()
 
 
+@pytest.fixture(autouse=True)
+def fresh(lab: Lab) -> Iterator[None]:
+    """Each test of a module that imports this starts from, and leaves, a whole rack with
+    no container (the module defines ``lab``, usually with :func:`ha_lab`)."""
+    restore_lab(lab)
+    yield
+    restore_lab(lab)
+
+
 def restore_lab(lab: Lab, timeout: float = 60.0) -> None:
     """Heal every link, boot every killed node, wait until every map has every node up,
     and remove every container."""

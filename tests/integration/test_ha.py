@@ -35,12 +35,12 @@ from tests.integration.ha_helpers import (
     fill_monitors,
     find,
     first_t,
+    fresh,  # noqa: F401 - an autouse fixture: each test gets a whole rack, no container
     fresh_address,
     get_frame,
     ha_lab,
     holders,
     preconditions,
-    restore_lab,
     run_stream,
     span,
     wait_checkpoint,
@@ -56,14 +56,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     yield from ha_lab(tmp_path_factory.mktemp("ha"))
-
-
-@pytest.fixture(autouse=True)
-def fresh(lab: Lab) -> Iterator[None]:
-    """Each test starts from, and leaves, a whole rack with no container."""
-    restore_lab(lab)
-    yield
-    restore_lab(lab)
 
 
 def _kill_and_move(lab: Lab, name: str, address: str) -> tuple[str, str, int]:

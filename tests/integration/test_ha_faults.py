@@ -28,10 +28,10 @@ from tests.integration.ha_helpers import (
     fill_monitors,
     find,
     first_t,
+    fresh,  # noqa: F401 - an autouse fixture: each test gets a whole rack, no container
     fresh_address,
     ha_lab,
     leader,
-    restore_lab,
     run_container,
     run_stream,
     service_net,
@@ -48,14 +48,6 @@ SETTLE_S = 3.0
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     yield from ha_lab(tmp_path_factory.mktemp("ha-faults"))
-
-
-@pytest.fixture(autouse=True)
-def fresh(lab: Lab) -> Iterator[None]:
-    """Each test starts from, and leaves, a whole rack with no container."""
-    restore_lab(lab)
-    yield
-    restore_lab(lab)
 
 
 def _comes_back_once(

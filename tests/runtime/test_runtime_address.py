@@ -4,39 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 
 import pytest
 
 from agent.runtime import address
 from agent.runtime.address import AddressFault, ServiceAddress
+from tests.runtime.netns_helpers import in_netns, ip
 
-REPO = Path(__file__).resolve().parents[2]
 NOT_ROOT = "a network namespace to change addresses in needs root"
-
-
-def ip(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    assert not check or proc.returncode == 0, f"ip {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def in_netns(netns: str, code: str) -> str:
-    """Run a Python snippet inside ``netns``: the test process never changes namespace."""
-    proc = subprocess.run(
-        ["ip", "netns", "exec", netns, sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 # pick_free

@@ -14,47 +14,21 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 
 from agent.runtime import garp
 from agent.runtime.garp import GarpFault
+from tests.runtime.netns_helpers import REPO, in_netns, ip, netns_argv
 
-REPO = Path(__file__).resolve().parents[2]
 NOT_ROOT = "network namespaces and AF_PACKET sockets need root"
 SERVICE_IP = IPv4Address("10.250.77.100")  # private, and only inside the test's namespaces
 PORT = 7077
 NEIGH_TIMEOUT_S = 5.0  # functional, generous: the GARPs all go out within 1.2 s
-
-
-def ip(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-    assert not check or proc.returncode == 0, f"ip {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def netns_argv(netns: str, code: str, *wrapper: str) -> list[str]:
-    return ["ip", "netns", "exec", netns, *wrapper, sys.executable, "-c", code]
-
-
-def in_netns(netns: str, code: str, *wrapper: str) -> str:
-    """Run a Python snippet inside ``netns``: the test process never changes namespace."""
-    proc = subprocess.run(
-        netns_argv(netns, code, *wrapper),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 # the frame and the errors (no root needed)
