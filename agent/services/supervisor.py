@@ -317,8 +317,10 @@ class Supervisor(Service):
             self._back_off(slot)
             return
         if not self.switch.add(spec.name, info.generation, instance):
+            # the lease ended while it started: it was killed as it registered
             self.events("container_fenced", container=spec.name, generation=info.generation)
             slot.state = "fenced"
+            self.ctx.spawn(self._reap(instance, spec.address))
             return
         slot.instance = instance
         slot.state = "running"
@@ -328,6 +330,12 @@ class Supervisor(Service):
         )
         self.log.info("started container %s generation %d", spec.name, info.generation)
         self.ctx.spawn(self._watch(slot, instance))
+
+    async def _reap(self, instance: ContainerInstance, address: str | None) -> None:
+        """Collect a killed instance nobody watches, and give up its address."""
+        await instance.wait()
+        if address:
+            await self.compute.addresses.remove(address)
 
     def _env(self, info: ContainerInfo) -> dict[str, str]:
         spec = info.spec
