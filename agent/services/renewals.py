@@ -58,7 +58,9 @@ class LeaseKeeper:
             reply, _ = await self.ctx.call(
                 monitor,
                 lambda rid: LeaseRenew(rid=rid, node=me, incarnation=incarnation),
-                self.holder.terms.ttl / 2,
+                # a grant counts from the send, so one that arrives late still extends the
+                # lease; over a slow, lossy link (TCP retransmissions) it may take most of it
+                self.holder.terms.holder_stop_by(0.0),
             )
         except RackError as exc:
             log.debug("monitor %s did not renew the lease: %s", monitor, exc)
