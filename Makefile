@@ -19,9 +19,11 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent tests bench docs/examples
-	$(BIN)/ruff format --check agent tests bench docs/examples
+	$(BIN)/ruff check agent tests bench docs/examples plugins
+	$(BIN)/ruff format --check agent tests bench docs/examples plugins
 	$(BIN)/mypy
+	$(BIN)/yamllint --strict .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline
 
 demo: $(STAMP)
 	$(BIN)/python -m agent.demo

@@ -117,6 +117,20 @@ def enroll(directory: Path, name: str, kind: KeyKind) -> Keypair:
     return pair
 
 
+def rotate(directory: Path, name: str) -> Keypair:
+    """Give an enrolled identity a new keypair; the old key is refused from then on."""
+    allowlist = load_allowlist(directory / ALLOWLIST)
+    old = allowlist.by_name(name)
+    if old is None:
+        raise KeyringError(f"{name!r} is not enrolled in cluster {allowlist.cluster}")
+    pair = new_keypair(name)
+    write_keypair(directory, pair)
+    entry = Enrolled(name=name, kind=old.kind, public=pair.public)
+    keys = tuple(entry if e.name == name else e for e in allowlist.keys)
+    write_allowlist(directory, Allowlist(cluster=allowlist.cluster, keys=keys))
+    return pair
+
+
 def load_allowlist(path: str | os.PathLike[str]) -> Allowlist:
     where = Path(path)
     try:

@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.text import Text
 
 from agent import __version__
-from agent.cli import containers, drill
+from agent.cli import containers, drill, health
 from agent.cli.objects import add_commands
 from agent.cli.render import (
     console,
@@ -34,7 +34,7 @@ from agent.client import Client
 from agent.clustermap import CreatePool
 from agent.config import TimingConfig, load_client_config
 from agent.errors import ConfigError, RackError
-from agent.keys import create_keyring, enroll, load_allowlist
+from agent.keys import create_keyring, enroll, load_allowlist, rotate
 from agent.lab import Lab
 from agent.names import check_name
 
@@ -171,6 +171,12 @@ def cmd_keys_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    pair = rotate(Path(args.dir), args.name)
+    print(f"rotated {args.name}: new key {pair.public}; restart its agent to use it")
+    return 0
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
     allowlist = load_allowlist(Path(args.dir) / "allowlist.toml")
     if args.json:
@@ -197,6 +203,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         disks=args.disks,
         disk_mib=args.disk_mib,
+        deploy=args.deploy,
     )
     st = lab.status_of("n1")
     mode = "netns" if any(n.address != "127.0.0.1" for n in st.nodes if n.address) else "loopback"
@@ -298,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub, pool, lambda fn: lambda args: fn(args, lambda: _client(args)))
     containers.add_commands(sub, lambda fn: lambda args: fn(args, _client))
     drill.add_commands(sub, _lab)
+    health.add_commands(sub, _client)
 
     keys = sub.add_parser("keys", help="the cluster keyring").add_subparsers(
         dest="keys_cmd", required=True, metavar="ACTION"
@@ -318,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     ka.add_argument("name")
     ka.add_argument("--dir", required=True)
     ka.add_argument("--client", action="store_true", help="enroll an operator client, not a node")
+    kr = cmd("rotate", cmd_keys_rotate, "give an enrolled node or client a new keypair", keys)
+    kr.add_argument("name")
+    kr.add_argument("--dir", required=True)
     kl = cmd("list", cmd_keys_list, "list the enrolled keys", keys)
     kl.add_argument("--dir", required=True)
     kl.add_argument("--json", action="store_true")
@@ -341,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="make every disk a tmpfs of this size (root), so a disk can be filled",
+    )
+    up.add_argument(
+        "--deploy",
+        choices=["ansible", "direct"],
+        default="ansible",
+        help="deploy with ansible-playbook playbooks/site.yml (default), or start agents directly",
     )
     up.add_argument("--json", action="store_true")
     for name, fn, help_ in (

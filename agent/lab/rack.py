@@ -32,9 +32,11 @@ from agent.core.formed import forming
 from agent.errors import LabError, RackError
 from agent.keys import create_keyring
 from agent.lab import netns, state
+from agent.lab.deploy import require_playbooks
+from agent.lab.deployment import Deployment
 from agent.lab.flaky import Impairments
 from agent.lab.state import LabNode, LabState, Mode
-from agent.record import DEFAULT_DATA_PORT, NodeRecord
+from agent.record import NodeRecord
 from agent.wire import ClusterStatus
 
 CLIENT = "admin"
@@ -92,7 +94,7 @@ def _free_port_block(count: int) -> int:
     raise LabError("no block of free ports on 127.0.0.1 for the lab")
 
 
-class Lab(Impairments):
+class Lab(Impairments, Deployment):
     """Operations on the lab rack kept in ``lab_dir``."""
 
     def __init__(self, lab_dir: Path, progress: Progress = _quiet) -> None:
@@ -119,12 +121,20 @@ class Lab(Impairments):
         timeout: float = 60.0,
         disks: int = 2,
         disk_mib: int | None = None,
+        deploy: str = "direct",
     ) -> float:
         """Build the rack; returns seconds until it was formed in every node's view.
 
         Every node gets ``disks`` disks, directories of the lab's filesystem; with
         ``disk_mib`` (root only) each is a tmpfs of that size, so a disk can be filled.
+        ``deploy="ansible"`` deploys the agents with ``playbooks/site.yml`` (what ``rack
+        lab up`` does); ``"direct"`` starts them from this process's package, which is
+        what most tests use, since they exercise the agents and not their deployment.
         """
+        if deploy not in ("direct", "ansible"):
+            raise LabError(f"unknown deployment {deploy!r}: use ansible or direct")
+        if deploy == "ansible":
+            require_playbooks()
         if not 1 <= nodes <= 32:
             raise LabError(f"a lab rack has 1 to 32 nodes, not {nodes}")
         if not 0 <= disks <= 8:
@@ -136,8 +146,13 @@ class Lab(Impairments):
             raise LabError(f"a lab is already up in {self.dir}; run 'rack lab down' first")
         chosen = choose_mode(mode)
         started = time.monotonic()
-        st = LabState(lab_id=os.urandom(2).hex(), mode=chosen, disks=disks)
-        for sub in ("keys", "nodes"):
+        st = LabState(
+            lab_id=os.urandom(2).hex(),
+            mode=chosen,
+            disks=disks,
+            deployed="ansible" if deploy == "ansible" else "direct",
+        )
+        for sub in ("keys", "nodes", "releases"):
             shutil.rmtree(self.dir / sub, ignore_errors=True)
         state.save(self.dir, st)  # before anything exists, so 'down' can always clean up
         try:
@@ -156,59 +171,36 @@ class Lab(Impairments):
 
     def _build(self, st: LabState, count: int, timing: TimingConfig, disk_mib: int | None) -> None:
         names = [f"n{i}" for i in range(1, count + 1)]
-        create_keyring(self.dir / "keys", names, [CLIENT], cluster=f"lab-{st.lab_id}")
+        if st.deployed == "direct":  # Ansible's keys role makes it otherwise
+            create_keyring(self.dir / "keys", names, [CLIENT], cluster=f"lab-{st.lab_id}")
         if st.mode == "netns":
             subnet = netns.free_subnet()
-            hosts = list(subnet.hosts())
             st.bridge, st.subnet = netns.bridge_name(st.lab_id), str(subnet)
             state.save(self.dir, st)
             st.service_net = str(list(subnet.subnets(new_prefix=26))[-1])  # .192/26
-            netns.create_bridge(
-                st.bridge, ipaddress.IPv4Interface(f"{hosts[0]}/{subnet.prefixlen}")
-            )
+            gateway = next(iter(subnet.hosts()))
+            netns.create_bridge(st.bridge, ipaddress.IPv4Interface(f"{gateway}/{subnet.prefixlen}"))
             for i, name in enumerate(names, start=1):
-                node = LabNode(
-                    record=NodeRecord(
-                        name=name, address=str(hosts[10 + i - 1]), data_port=DEFAULT_DATA_PORT
-                    ),
-                    netns=netns.netns_name(st.lab_id, name),
-                    veth=netns.veth_name(st.lab_id, i),
-                )
-                st.nodes.append(node)
-                state.save(self.dir, st)
-                assert node.netns and node.veth
-                netns.create_node(
-                    node.netns,
-                    node.veth,
-                    st.bridge,
-                    ipaddress.IPv4Interface(f"{node.record.address}/{subnet.prefixlen}"),
-                )
+                self._add_netns_node(st, name, i)
         else:
             base = _free_port_block(3 * count)
             st.service_net = f"127.77.{(base // 3) % 250 + 1}.0/24"
             for i, name in enumerate(names):
-                st.nodes.append(
-                    LabNode(
-                        record=NodeRecord(
-                            name=name,
-                            address="127.0.0.1",
-                            rpc_port=base + 3 * i,
-                            pub_port=base + 3 * i + 1,
-                            data_port=base + 3 * i + 2,
-                        )
-                    )
-                )
+                st.nodes.append(LabNode(record=loopback_record(name, base + 3 * i)))
         state.save(self.dir, st)
         for node in st.nodes:
             self._make_disks(st, node, disk_mib)
-            self._write_node_config(st, node, timing)
-        self._write_client_config(st)
+        write_client_config(self.dir, st)
+        if st.deployed == "ansible":
+            self.deploy(st, timing, LAB_STORAGE, monitor_names([n.name for n in st.nodes]))
+            return
         for node in st.nodes:
+            write_node_config(self.dir, st, node, timing)
             self._start(st, node)
         state.save(self.dir, st)
 
     def disk_dirs(self, st: LabState, name: str) -> list[Path]:
-        return [self.node_dir(name) / f"disk{i}" for i in range(st.disks)]
+        return disk_dirs(self.dir, st, name)
 
     def _make_disks(self, st: LabState, node: LabNode, disk_mib: int | None) -> None:
         for disk in self.disk_dirs(st, node.name):
@@ -218,46 +210,10 @@ class Lab(Impairments):
                 state.save(self.dir, st)
                 netns.mount_tmpfs(disk, disk_mib)
 
-    def _write_node_config(self, st: LabState, node: LabNode, timing: TimingConfig) -> None:
-        home = self.node_dir(node.name)
-        monitors = monitor_names([n.name for n in st.nodes])
-        conf = {
-            "cluster": f"lab-{st.lab_id}",
-            "node": node.name,
-            "bind": node.record.address,
-            "rpc_port": node.record.rpc_port,
-            "pub_port": node.record.pub_port,
-            "data_port": node.record.data_port,
-            "roles": (["mon"] if node.name in monitors else []) + ["osd", "compute"],
-            "monitors": monitors,
-            "data_dir": str(home / "data"),
-            "disks": [str(d) for d in self.disk_dirs(st, node.name)],
-            "storage": LAB_STORAGE,
-            "keys": {
-                "secret": str(self.dir / "keys" / "secret" / f"{node.name}.key"),
-                "allowlist": str(self.dir / "keys" / "allowlist.toml"),
-            },
-            "timing": msgspec.to_builtins(timing),
-            "compute": {
-                "interface": "eth0" if st.mode == "netns" else "",
-                "service_addresses": st.service_net or "",
-                "client_conf": str(self.client_conf),
-            },
-        }
-        (home / "agent.toml").write_text(dump_toml(conf), encoding="utf-8")
-
-    def _write_client_config(self, st: LabState) -> None:
-        conf = ClientConfig(
-            cluster=f"lab-{st.lab_id}",
-            keys=KeysConfig(
-                secret=str(self.dir / "keys" / "secret" / f"{CLIENT}.key"),
-                allowlist=str(self.dir / "keys" / "allowlist.toml"),
-            ),
-            nodes=tuple(n.record for n in st.nodes),
-        )
-        self.client_conf.write_text(dump_toml(msgspec.to_builtins(conf)), encoding="utf-8")
-
     def _start(self, st: LabState, node: LabNode) -> None:
+        if st.deployed == "ansible":
+            self._start_deployed(st, node)
+            return
         home = self.node_dir(node.name)
         cmd = [sys.executable, "-m", "agent.node.main", "--conf", str(home / "agent.toml")]
         if st.mode == "netns":
@@ -331,6 +287,11 @@ class Lab(Impairments):
         node.pid = None
         state.save(self.dir, st)
 
+    def processes_of(self, name: str) -> list[int]:
+        """Every running process of node ``name`` (its namespace's, or its agent's)."""
+        st = state.require(self.dir)
+        return [p for p in self._pids(st, st.node(name)) if _running(p)]
+
     def _pids(self, st: LabState, node: LabNode) -> list[int]:
         """Every process of the node: its namespace's, or its agent's and its containers'
         (each checked for pid reuse)."""
@@ -394,6 +355,58 @@ class Lab(Impairments):
         return len(pids)
 
 
+def write_node_config(lab_dir: Path, st: LabState, node: LabNode, timing: TimingConfig) -> None:
+    """A directly started node's config (Ansible's agent role writes it otherwise)."""
+    home = lab_dir / "nodes" / node.name
+    monitors = monitor_names([n.name for n in st.nodes])
+    conf = {
+        "cluster": f"lab-{st.lab_id}",
+        "node": node.name,
+        "bind": node.record.address,
+        "rpc_port": node.record.rpc_port,
+        "pub_port": node.record.pub_port,
+        "data_port": node.record.data_port,
+        "roles": (["mon"] if node.name in monitors else []) + ["osd", "compute"],
+        "monitors": monitors,
+        "data_dir": str(home / "data"),
+        "disks": [str(d) for d in disk_dirs(lab_dir, st, node.name)],
+        "storage": LAB_STORAGE,
+        "keys": {
+            "secret": str(lab_dir / "keys" / "secret" / f"{node.name}.key"),
+            "allowlist": str(lab_dir / "keys" / "allowlist.toml"),
+        },
+        "timing": msgspec.to_builtins(timing),
+        "compute": {
+            "interface": "eth0" if st.mode == "netns" else "",
+            "service_addresses": st.service_net or "",
+            "client_conf": str(lab_dir / "client.toml"),
+        },
+    }
+    (home / "agent.toml").write_text(dump_toml(conf), encoding="utf-8")
+
+
+def write_client_config(lab_dir: Path, st: LabState) -> None:
+    conf = ClientConfig(
+        cluster=f"lab-{st.lab_id}",
+        keys=KeysConfig(
+            secret=str(lab_dir / "keys" / "secret" / f"{CLIENT}.key"),
+            allowlist=str(lab_dir / "keys" / "allowlist.toml"),
+        ),
+        nodes=tuple(n.record for n in st.nodes),
+    )
+    (lab_dir / "client.toml").write_text(dump_toml(msgspec.to_builtins(conf)), encoding="utf-8")
+
+
+def disk_dirs(lab_dir: Path, st: LabState, name: str) -> list[Path]:
+    return [lab_dir / "nodes" / name / f"disk{i}" for i in range(st.disks)]
+
+
+def loopback_record(name: str, base: int) -> NodeRecord:
+    return NodeRecord(
+        name=name, address="127.0.0.1", rpc_port=base, pub_port=base + 1, data_port=base + 2
+    )
+
+
 def _signal(pids: list[int], sig: signal.Signals) -> None:
     """Signal each process and, where it leads one (containers do), its process group."""
     for pid in pids:
@@ -434,7 +447,8 @@ def _is_our_agent(pid: int, home: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return str(home / "agent.toml").encode() in cmdline
+    confs = (home / "agent.toml", home / "etc" / "agent.toml")  # direct, or by Ansible
+    return any(str(conf).encode() + b"\0" in cmdline for conf in confs)
 
 
 def _container_pids(state_dir: Path, node: str) -> list[int]:

@@ -44,6 +44,8 @@ class LabState(msgspec.Struct, kw_only=True):
     mounts: list[str] = msgspec.field(default_factory=list)
     """Small tmpfs disks the lab mounted (``--disk-mib``), unmounted by ``down``."""
     nodes: list[LabNode] = msgspec.field(default_factory=list)
+    deployed: Literal["direct", "ansible"] = "direct"
+    """How the agents were started: by ``playbooks/site.yml``, or directly by the lab."""
 
     def node(self, name: str) -> LabNode:
         for n in self.nodes:

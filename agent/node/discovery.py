@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
@@ -98,7 +99,9 @@ class Discovery:
         on_peer: Callable[[NodeRecord], None],
     ) -> None:
         self.bind = me.address
-        self.allowlist = allowlist
+        self._allowlist = allowlist
+        self._refused: set[str] = set()
+        """Announcements refused so far: looked at again when the allowlist grows."""
         self.node = me.name
         self.on_peer = on_peer
         self._info = AsyncServiceInfo(
@@ -113,6 +116,26 @@ class Discovery:
         self._browser: AsyncServiceBrowser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._rejects = RateLimitedLog(log, per_seconds=REJECT_LOG_EVERY_S)
+
+    @property
+    def allowlist(self) -> Allowlist:
+        return self._allowlist
+
+    @allowlist.setter
+    def allowlist(self, new: Allowlist) -> None:
+        """A reloaded allowlist: announcements it refused may come from nodes enrolled
+        since (``add_node.yml``), so each is resolved again."""
+        self._allowlist = new
+        if self._azc is None:
+            return
+        refused, self._refused = self._refused, set()
+        for name in refused:
+            self._spawn(self._resolve(self._azc.zeroconf, SERVICE_TYPE, name))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
         self._azc = AsyncZeroconf(interfaces=[self.bind], ip_version=IPVersion.V4Only)
@@ -134,11 +157,7 @@ class Discovery:
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
         if state_change in (ServiceStateChange.Added, ServiceStateChange.Updated):
-            task = asyncio.get_running_loop().create_task(
-                self._resolve(zeroconf, service_type, name)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._resolve(zeroconf, service_type, name))
 
     async def _resolve(self, zeroconf: Zeroconf, service_type: str, name: str) -> None:
         info = AsyncServiceInfo(service_type, name)
@@ -157,6 +176,7 @@ class Discovery:
         verdict = admit(props, info.parsed_addresses(IPVersion.V4Only), self.allowlist, self.node)
         if isinstance(verdict, Rejected):
             if verdict.reason != "our own announcement":
+                self._refused.add(name)
                 self._rejects.warning("ignored announcement %s: %s", name, verdict.reason, key=name)
             return
         self.on_peer(verdict)

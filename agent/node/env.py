@@ -32,6 +32,9 @@ from agent.wire import DiskSummary
 class PeerSource(Protocol):
     """Finds peers (zeroconf in production) and hands each admitted one to the node."""
 
+    allowlist: Allowlist
+    """Who may be admitted; replaced when the allowlist file changes."""
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -108,5 +111,8 @@ class NodeEnv:
     compute: ComputeEnv | None = None
     events: EventSink = no_events
     """Where lease and container events go (docs/ha.md): a file, or the simulation."""
+    allowlist_file: Callable[[], Allowlist | None] | None = None
+    """The allowlist on disk, looked at every second: a new list when the file changed
+    (``agent.node.allowlist_file``); None where there is no file (the simulation)."""
     lease_table_factory: Callable[..., LeaseTable] = LeaseTable
     """The monitors' lease table; the simulation swaps in a broken one on purpose."""

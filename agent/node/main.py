@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import zmq
@@ -21,6 +22,8 @@ from agent.data.link import DataLink
 from agent.enrolment import Allowlist
 from agent.errors import RackError
 from agent.keys import Keypair, load_allowlist, load_keypair
+from agent.node.allowlist_file import AllowlistFile
+from agent.node.checkconfig import check_node_config, summary
 from agent.node.clock import SystemClock
 from agent.node.compute import production_compute
 from agent.node.dataplane import ZmqDataServer
@@ -64,7 +67,23 @@ def production_env(conf: NodeConfig, keypair: Keypair, allowlist: Allowlist) -> 
         disk_usage=disk_usage,
         compute=production_compute(conf) if "compute" in conf.roles else None,
         events=JsonlEvents(Path(conf.data_dir) / "events.jsonl", conf.node, time.monotonic),
+        allowlist_file=_watched_allowlist(conf, allowlist, transport),
     )
+
+
+def _watched_allowlist(
+    conf: NodeConfig, allowlist: Allowlist, transport: ZmqTransport
+) -> Callable[[], Allowlist | None]:
+    """The allowlist file, watched; a new list also goes to the ZAP handler at once."""
+    watched = AllowlistFile(conf.keys.allowlist, allowlist, conf.node)
+
+    def changed() -> Allowlist | None:
+        new = watched.changed()
+        if new is not None:
+            transport.allowlist = new
+        return new
+
+    return changed
 
 
 def clean_leftovers(conf: NodeConfig) -> None:
@@ -96,8 +115,20 @@ def load(path: str) -> tuple[NodeConfig, Keypair, Allowlist]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rack-agent", description="Rackcloud node agent")
-    parser.add_argument("--conf", required=True, help="node config (TOML)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--conf", help="node config (TOML)")
+    which.add_argument(
+        "--check-config", metavar="FILE", help="validate FILE as the agent would, start nothing"
+    )
     args = parser.parse_args(argv)
+    if args.check_config:
+        try:
+            checked = check_node_config(args.check_config, load)
+        except (RackError, OSError) as exc:
+            print(f"rack-agent: {exc}", file=sys.stderr)
+            return 2
+        print(summary(args.check_config, checked))
+        return 0
     try:
         conf, keypair, allowlist = load(args.conf)
         os.makedirs(conf.data_dir, exist_ok=True)

@@ -48,6 +48,8 @@ Answered = Callable[[Message, Payload], None]
 
 STOP_GRACE_S = 2.0
 """How long a stopping node waits for zeroconf to withdraw its announcement."""
+ALLOWLIST_POLL_S = 1.0
+"""How often the allowlist file is looked at (a stat) for nodes enrolled since."""
 BAD_INPUT_LOG_EVERY_S = 10.0
 """The same complaint about what one peer sends is logged at most this often."""
 
@@ -74,6 +76,7 @@ class Node:
         self._waiting: dict[int, tuple[str, asyncio.Future[Reply]]] = {}
         self._rids = itertools.count(self.rng.getrandbits(40) + 1)
         self._tg: asyncio.TaskGroup | None = None
+        self._source: PeerSource | None = None
         self._stopping = asyncio.Event()
         self.services: NodeServices = compose(self, env)
         self.dispatch = Dispatch(self.services.all())
@@ -96,6 +99,9 @@ class Node:
                         self.me, self.conf.cluster, self.allowlist, self.admit
                     )
                     await source.start()
+                    self._source = source
+                if self.env.allowlist_file is not None:
+                    tg.create_task(self._watch_allowlist(), name=f"{self.me.name}.allowlist")
                 log.info(
                     "node %s of cluster %s up on %s (rpc %d, pub %d), roles %s",
                     self.me.name,
@@ -111,6 +117,7 @@ class Node:
             pass
         finally:
             self._tg = None
+            self._source = None
             if source is not None:
                 with contextlib.suppress(Exception):
                     async with self.clock.timeout(STOP_GRACE_S):
@@ -124,6 +131,26 @@ class Node:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _watch_allowlist(self) -> None:
+        """Adopt a changed allowlist file: nodes enrolled later are admitted, no restart."""
+        assert self.env.allowlist_file is not None
+        while True:
+            await self.clock.sleep(ALLOWLIST_POLL_S)
+            try:
+                new = self.env.allowlist_file()
+            except (RackError, OSError) as exc:
+                log.error("%s", exc)
+                continue
+            if new is not None:
+                self.replace_allowlist(new)
+
+    def replace_allowlist(self, new: Allowlist) -> None:
+        added = sorted({e.name for e in new.keys} - {e.name for e in self.allowlist.keys})
+        self.allowlist = new
+        if self._source is not None:
+            self._source.allowlist = new
+        log.info("allowlist reloaded: %d keys (new: %s)", len(new.keys), ", ".join(added) or "-")
 
     def _task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         assert self._tg is not None, "the node is not running"

@@ -8,6 +8,7 @@ SUB) pin the server's enrolled public key, so they cannot be talked to by an imp
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -27,20 +28,24 @@ log = logging.getLogger(__name__)
 class _AllowlistProvider:
     """ZAP credentials callback: admits a CURVE key only if the allowlist enrolls it."""
 
-    def __init__(self, allowlist: Allowlist) -> None:
+    def __init__(self, allowlist: Callable[[], Allowlist]) -> None:
         self.allowlist = allowlist
         self._rejects = RateLimitedLog(log, per_seconds=REFUSED_KEY_LOG_EVERY_S)
 
     def callback(self, domain: str, key: bytes) -> bool:
         public = key.decode("ascii", "replace")
-        if self.allowlist.by_public(public) is not None:
+        if self.allowlist().by_public(public) is not None:
             return True
         self._rejects.warning("refused a connection from unenrolled key %s", public, key=public)
         return False
 
 
-def start_authenticator(ctx: zmq.asyncio.Context, allowlist: Allowlist) -> AsyncioAuthenticator:
-    """Start the context's ZAP handler; sockets of ``ctx`` are then checked against it."""
+def start_authenticator(
+    ctx: zmq.asyncio.Context, allowlist: Callable[[], Allowlist]
+) -> AsyncioAuthenticator:
+    """Start the context's ZAP handler; sockets of ``ctx`` are then checked against it.
+
+    ``allowlist`` is asked on every handshake, so a reloaded allowlist applies at once."""
     auth = AsyncioAuthenticator(ctx, log=logging.getLogger("agent.zap"))
     auth.start()
     auth.configure_curve_callback(

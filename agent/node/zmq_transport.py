@@ -37,7 +37,7 @@ class ZmqTransport:
 
     def start(self, inbound: Inbound, spawn: Spawn) -> None:
         self._inbound, self._spawn = inbound, spawn
-        self._auth = start_authenticator(self.ctx, self.allowlist)
+        self._auth = start_authenticator(self.ctx, lambda: self.allowlist)
         self.router = self.ctx.socket(zmq.ROUTER)
         make_curve_server(self.router, self.me)
         self.router.bind(self.endpoints[0])

@@ -69,8 +69,10 @@ class SimPeers:
         records: Mapping[str, NodeRecord],
         on_peer: Callable[[NodeRecord], None],
         delay: float,
+        allowlist: Allowlist,
     ) -> None:
         self.me = me
+        self.allowlist = allowlist
         self.records = records
         self.on_peer = on_peer
         self.delay = delay
@@ -95,7 +97,7 @@ def peers_factory(
     def make(
         me: NodeRecord, cluster: str, allowlist: Allowlist, on_peer: Callable[[NodeRecord], None]
     ) -> SimPeers:
-        return SimPeers(me, records, on_peer, delay)
+        return SimPeers(me, records, on_peer, delay, allowlist)
 
     return make
 

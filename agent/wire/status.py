@@ -35,6 +35,8 @@ class NodeStatus(NodeRecord, frozen=True, kw_only=True):
     """The ids the cluster map gave this node's disks."""
     loop_lag_s: float | None = None
     """From its latest heartbeat: how late its event loop ran (docs/heartbeats.md)."""
+    version: str | None = None
+    """The agent version it runs, from its latest heartbeat (rolling updates gate on it)."""
 
 
 class Quorum(msgspec.Struct, frozen=True, kw_only=True):

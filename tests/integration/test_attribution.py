@@ -119,7 +119,7 @@ class Impostor:
         auth = None
         sock = monitor = watcher = None
         try:
-            auth = start_authenticator(ctx, self.allowlist)
+            auth = start_authenticator(ctx, lambda: self.allowlist)
             sock = ctx.socket(zmq.PUB)
             make_curve_server(sock, self.keypair)
             monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
