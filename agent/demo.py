@@ -98,10 +98,13 @@ def run(out: Console) -> None:
     lab = Lab(LAB_DIR, progress=lambda m: out.print(m, style="dim"))
     lab.down()  # a previous demo that was interrupted
     out.rule("[bold]Rackcloud: the summit demo")
-    seconds = lab.up(5, "auto")
+    seconds = lab.up(5, "auto", deploy="ansible")
     mode = state.require(lab.dir).mode
     why = "" if mode == "netns" else " (not root: loopback mode, every node on 127.0.0.1)"
-    out.print(f"5-node lab rack up in {mode} mode{why}, formed after [bold]{seconds:.2f} s[/]")
+    out.print(
+        f"5-node lab rack deployed with ansible-playbook playbooks/site.yml in {mode} mode{why}, "
+        f"formed after [bold]{seconds:.2f} s[/]"
+    )
     try:
         with lab.client() as client:
             refused = client.propose(CreatePool(name=POOL, k=3, m=2, pg_num=32)).refused

@@ -6,8 +6,8 @@ Without root the agents share 127.0.0.1 and differ by port. ``kill`` pulls the p
 (SIGKILL every process of the node, and its link down in netns mode); ``partition``
 takes the link down only, so the node keeps running on the wrong side of a cut.
 
-In this version the lab starts agents directly; deployment with ``ansible-playbook``
-comes with the Ansible roles.
+``rack lab up`` deploys the agents with ``playbooks/site.yml`` (``agent.lab.deployment``);
+``deploy="direct"`` starts them from this process's package, for tests of the agents.
 """
 
 from __future__ import annotations

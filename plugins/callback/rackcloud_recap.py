@@ -54,6 +54,13 @@ def result_msg(result: Any) -> str:
     data = result.result
     if data.get("_ansible_no_log") or "censored" in data or result.task.no_log is True:
         return CENSORED
+    items = [
+        r.get("msg", "")
+        for r in data.get("results", ())
+        if isinstance(r, dict) and r.get("failed") and not r.get("_ansible_no_log")
+    ]
+    if items:  # a loop: its own msg only says "One or more items failed"
+        return "; ".join(str(m) for m in items)
     msg = data.get("msg", "")
     return msg if isinstance(msg, str) else str(msg)
 
