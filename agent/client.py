@@ -87,9 +87,18 @@ class Client:
         return None if answer is None else answer[0]
 
     def _request_payload(
-        self, endpoints: list[NodeRecord], frames: list[bytes], rid: int, timeout: float
+        self,
+        endpoints: list[NodeRecord],
+        frames: list[bytes],
+        rid: int,
+        timeout: float,
+        accept: Callable[[Message, Payload], bool] | None = None,
     ) -> tuple[Message, Payload] | None:
+        """The first reply with ``rid`` that ``accept`` takes; a reply it does not take is
+        returned only once every node answered so (e.g. no node has a map yet)."""
         poller = zmq.Poller()
+        passed: tuple[Message, Payload] | None = None
+        answered = 0
         sockets = []
         try:
             for ep in endpoints:
@@ -110,11 +119,16 @@ class Client:
                         continue
                     if isinstance(reply, ErrorReply):
                         raise remote_error(reply)
-                    return reply, payload
+                    if accept is None or accept(reply, payload):
+                        return reply, payload
+                    passed, answered = (reply, payload), answered + 1
+                    poller.unregister(sock)
+                    if answered == len(sockets):
+                        return passed
         finally:
             for sock in sockets:
                 sock.close(linger=0)
-        return None
+        return passed
 
     def call_any(self, make: Callable[[int], Message], timeout: float | None = None) -> Message:
         """Send the request to every node at once; return the first answer."""
@@ -203,11 +217,16 @@ class Client:
         return list(out.values())
 
     def cluster_map(self, timeout: float | None = None) -> ClusterMap:
-        """The cluster map, from the first node that answers (placement of objects)."""
+        """The cluster map, from the first node that has one (placement of objects)."""
         timeout = self.conf.timeout if timeout is None else timeout
         rid = next(_rids)
         answer = self._request_payload(
-            self.endpoints(), encode(MapRequest(rid=rid, have_epoch=0)), rid, timeout
+            self.endpoints(),
+            encode(MapRequest(rid=rid, have_epoch=0)),
+            rid,
+            timeout,
+            # a node that just started answers at once that it has no map: ask the others
+            accept=lambda reply, payload: isinstance(reply, MapReply) and bool(payload),
         )
         if answer is None:
             raise RpcTimeout(f"no node answered with the cluster map within {timeout:g} s")

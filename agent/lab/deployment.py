@@ -66,7 +66,11 @@ class Deployment:
     def grow(self, disk_mib: int | None = None) -> str:
         """Add the hardware of one more node (namespace or ports, and disks) to an
         Ansible-deployed lab and to its inventory; ``add_node.yml`` then deploys it."""
-        from agent.lab.rack import _free_port_block, loopback_record  # noqa: PLC0415
+        from agent.lab.rack import (  # noqa: PLC0415 - rack imports this module
+            _free_port_block,
+            loopback_record,
+            write_client_config,
+        )
 
         st = state.require(self.dir)
         if st.deployed != "ansible":
@@ -80,6 +84,7 @@ class Deployment:
             st.nodes.append(node)
         state.save(self.dir, st)
         self._make_disks(st, node, disk_mib)
+        write_client_config(self.dir, st)  # the operator's CLI reaches the new node too
         inv_path = self.dir / deploy.INVENTORY
         inv = yaml.safe_load(inv_path.read_text(encoding="utf-8"))
         paths = deploy.NodePaths(home=self.node_dir(name))
@@ -143,7 +148,8 @@ class Deployment:
         if st is None or st.deployed != "ansible":
             return
         for node in st.nodes:
-            node.pid = deploy.read_pid(deploy.NodePaths(home=self.node_dir(node.name)).pidfile)
+            pid = deploy.read_pid(deploy.NodePaths(home=self.node_dir(node.name)).pidfile)
+            node.pid = pid if pid is not None and Path(f"/proc/{pid}").exists() else None
         state.save(self.dir, st)
 
     def _start_deployed(self, st: LabState, node: LabNode) -> None:

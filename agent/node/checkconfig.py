@@ -3,8 +3,11 @@
 Ansible's agent role runs it on every config before writing it (``template``'s
 ``validate``), and the validate role on the config in place, so a config the agent would
 refuse is refused before it replaces a working one. Beyond parsing (``load_node_config``)
-and the keys (``agent.node.main.load``), it checks what only the host can tell: the
-disks exist and are writable, the data directory can be made, the secret key is 0600.
+and the keys (``agent.node.main.load``: the allowlist is for this cluster and enrols this
+node's key, and the secret key file is 0600, as ``load_keypair`` insists), it checks what
+only the host can tell: the disks exist and are writable, the data directory can be made;
+and that the monitors are 1, 3 or 5, which the agent itself does not insist on. Nothing is
+created: ``load`` only reads.
 """
 
 from __future__ import annotations
@@ -37,17 +40,25 @@ def check_node_config(
             raise ConfigError(f"disk {disk} of node {conf.node} is not a directory")
         if not os.access(d, os.W_OK | os.X_OK):
             raise ConfigError(f"disk {disk} of node {conf.node} is not writable")
-    data = Path(conf.data_dir)
-    existing = data if data.exists() else data.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"the data directory {conf.data_dir} of node {conf.node} is not writable")
-    mode = Path(conf.keys.secret).stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(
-            f"the secret key {conf.keys.secret} has mode {mode:04o}: others can read it; "
-            "make it 0600"
-        )
+    _check_data_dir(conf)
     return conf
+
+
+def _check_data_dir(conf: NodeConfig) -> None:
+    """The agent makes the data directory at start: it, or else its parent, must take files."""
+    data = Path(conf.data_dir)
+    where = f"the data directory {data} of node {conf.node}"
+    if data.exists():
+        if not data.is_dir():
+            raise ConfigError(f"{where} is not a directory")
+        if not os.access(data, os.W_OK | os.X_OK):
+            raise ConfigError(f"{where} is not writable")
+        return
+    if not data.parent.is_dir():
+        what = "is not a directory" if data.parent.exists() else "does not exist"
+        raise ConfigError(f"{where} cannot be made: its parent {data.parent} {what}")
+    if not os.access(data.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where} cannot be made: its parent {data.parent} is not writable")
 
 
 def summary(path: str, conf: NodeConfig) -> str:

@@ -128,6 +128,10 @@ def _shards_on(lab: Lab, node: str) -> int:
     return sum(1 for p in lab.node_dir(node).glob("disk*/shards/**/*") if p.is_file())
 
 
+FRESH_S = 5.0
+"""A node up for less than this still learns who is up; its view is not sampled."""
+
+
 class Watch:
     """Reads an object in a loop and samples the rack's view while a rollout runs."""
 
@@ -158,13 +162,19 @@ class Watch:
                 self.errors.append(done.stderr.strip())
 
     def _look(self) -> None:
+        """Each node's view, except of a node that started moments ago (it is still
+        learning who is up): at least two of the three monitors up in every one."""
         while not self._stop.is_set():
-            try:
-                status = self.lab.status_of("n5", timeout=1.0)
-            except RackError:  # n5 is restarting
-                continue
-            up = {n.name for n in status.nodes if n.state == "up"}
-            self.samples.append((len(up & {"n1", "n2", "n3"}), len(up)))
+            for name in ("n1", "n2", "n3", "n4", "n5"):
+                try:
+                    status = self.lab.status_of(name, timeout=1.0)
+                except RackError:  # it is restarting
+                    continue
+                me = next(n for n in status.nodes if n.name == name)
+                if me.uptime_s is None or me.uptime_s < FRESH_S:
+                    continue
+                up = {n.name for n in status.nodes if n.state == "up"}
+                self.samples.append((len(up & {"n1", "n2", "n3"}), len(up)))
             time.sleep(0.2)
 
 
