@@ -113,14 +113,19 @@ def test_a_disk_that_is_a_file_is_refused(tmp_path: Path) -> None:
     assert str(refusal(path)) == f"disk {disk} of node n1 is not a directory"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a directory of mode 0555")
 def test_an_unwritable_disk_is_refused(tmp_path: Path) -> None:
+    """Mode 0555 for a user; root writes anywhere, so for root it is a read-only mount."""
     path = write_config(tmp_path)
     disk = tmp_path / "n1" / "disk0"
-    disk.chmod(0o555)
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(disk)], check=True)
+    else:
+        disk.chmod(0o555)
     try:
         assert str(refusal(path)) == f"disk {disk} of node n1 is not writable"
     finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(disk)], check=True)
         disk.chmod(0o755)
 
 
