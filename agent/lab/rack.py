@@ -157,8 +157,9 @@ class Lab(Impairments, Deployment):
         state.save(self.dir, st)  # before anything exists, so 'down' can always clean up
         try:
             self._build(st, nodes, timing, disk_mib)
+            how = "deployed" if deploy == "ansible" else "started"
             self.progress(
-                f"started {nodes} agents ({chosen} mode); waiting for them to see each other"
+                f"{how} {nodes} agents ({chosen} mode); waiting for them to see each other"
             )
             self.wait_converged(timeout)
         except BaseException as exc:
