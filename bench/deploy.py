@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.lab import Lab, netns
-from agent.lab.deploy import REPO
+from agent.lab.deploy import source_release
 
 GOALS = {"fresh_s": 90.0, "rerun_s": 30.0, "add_node_s": 30.0}
 
@@ -29,18 +28,6 @@ def run_figures(recap: dict[str, Any]) -> dict[str, Any]:
         "changed": sum(c["changed"] for c in recap["hosts"].values()),
         "longest_task": recap.get("longest_task"),
     }
-
-
-def release(base: Path, version: str) -> Path:
-    src = base / "release"
-    shutil.copytree(REPO / "agent", src / "agent", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, src / name)
-    init = src / "agent" / "__init__.py"
-    text = init.read_text(encoding="utf-8")
-    old = text.split('__version__ = "')[1].split('"')[0]
-    init.write_text(text.replace(f'"{old}"', f'"{version}"', 1), encoding="utf-8")
-    return src
 
 
 def main() -> int:
@@ -59,7 +46,7 @@ def main() -> int:
             out["fresh"] = run_figures(lab.playbook_recap("site.yml"))
             out["rerun"] = run_figures(lab.playbook("site.yml"))
             out["check"] = run_figures(lab.playbook("site.yml", check=True))
-            source = release(base, "9.9.9")
+            source = source_release(base, "9.9.9")
             out["rolling_update"] = run_figures(
                 lab.playbook("rolling_update.yml", {"rackcloud_agent_source": str(source)})
             )

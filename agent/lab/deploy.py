@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -229,6 +230,22 @@ def run_playbook(
             f"{failed or 'see the log'}; the log is {lab_dir / 'ansible.log'}"
         )
     return recap
+
+
+def source_release(dest: Path, version: str) -> Path:
+    """A copy of this source tree that says it is ``version``: what an upgrade ships
+    (``rolling_update.yml -e rackcloud_agent_source=...``; tests and bench/deploy.py).
+
+    ``version`` must be in normalized PEP 440 form, since it names the wheel."""
+    src = dest / f"rackcloud-{version}"
+    shutil.copytree(REPO / "agent", src / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    init = src / "agent" / "__init__.py"
+    text = init.read_text(encoding="utf-8")
+    old = text.split('__version__ = "')[1].split('"')[0]
+    init.write_text(text.replace(f'"{old}"', f'"{version}"', 1), encoding="utf-8")
+    return src
 
 
 def read_recap(path: Path) -> dict[str, Any]:

@@ -8,7 +8,6 @@ Seconds are measured by ``bench/deploy.py``, not asserted here.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 
 from agent.errors import LabError, RackError
 from agent.lab import Lab, netns
-from agent.lab.deploy import REPO, NodePaths
+from agent.lab.deploy import NodePaths, source_release
 from agent.wire import ClusterStatus
 from tests.helpers import rack, wait_until
 
@@ -178,22 +177,9 @@ class Watch:
             time.sleep(0.2)
 
 
-def _new_release(tmp: Path, version: str) -> Path:
-    """A copy of the source with another version: what an upgrade ships."""
-    src = tmp / f"rackcloud-{version}"
-    shutil.copytree(REPO / "agent", src / "agent", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, src / name)
-    init = src / "agent" / "__init__.py"
-    text = init.read_text()
-    old = text.split('__version__ = "')[1].split('"')[0]
-    init.write_text(text.replace(f'__version__ = "{old}"', f'__version__ = "{version}"', 1))
-    return src
-
-
 def test_rolling_update_keeps_quorum_and_reads_and_resumes(lab: Lab, tmp_path: Path) -> None:
     target = "0.99.0"
-    source = _new_release(tmp_path, target)
+    source = source_release(tmp_path, target)
     blob = lab.dir / "blob.bin"
     update = {"rackcloud_agent_source": str(source), "rackcloud_health_timeout": 15}
     with Watch(lab, "wide/blob", blob.read_bytes()) as watch:
