@@ -67,7 +67,7 @@ def wait_healthy(
     last = "no agent answered"
     while True:
         try:
-            view = client.status(timeout=1.0)
+            view = client.status(timeout=min(1.0, max(0.2, deadline - clock())))
         except RackError as exc:
             last = str(exc)
         else:

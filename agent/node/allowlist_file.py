@@ -27,7 +27,9 @@ class AllowlistFile:
         self.path = Path(path)
         self.current = current
         self.node = node
-        self._seen = self._stamp()
+        self._seen: tuple[int, int, int] | None = None
+        """None: the first look loads the file and compares it with ``current``, so a
+        file replaced between the agent's load and this watcher's start is not missed."""
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
