@@ -1,4 +1,5 @@
-"""The validate role refuses a rack that cannot work, with one sentence, before any change.
+"""The validate role refuses a rack that cannot work, with one sentence, before any change;
+and purge is safe on hosts that hold nothing of the rack.
 
 The hosts are this machine through the local connection, each with its own prefix, so
 nothing here needs root; a refused run must leave no keyring and no file on any host.
@@ -80,3 +81,12 @@ def test_an_unplaceable_pool_is_refused(tmp_path: Path) -> None:
     assert "pool wide (3+2, failure domain host) needs 5 hosts with disks" in message
     assert "the inventory has 3: v1, v2, v3" in message
     nothing_changed(tmp_path)
+
+
+def test_purge_of_a_rack_never_deployed_changes_nothing(tmp_path: Path) -> None:
+    """Purge is safe on hosts with nothing of the rack, compute-only hosts (no disks)
+    included: it succeeds and changes nothing."""
+    inventory(tmp_path, v3={"rackcloud_disks": []})
+    recap = run_playbook(tmp_path, "purge.yml", {"confirm_purge": "yes"})
+    assert {h: c["changed"] for h, c in recap["hosts"].items()} == dict.fromkeys(HOSTS, 0)
+    assert all(c["failures"] == 0 for c in recap["hosts"].values())
