@@ -88,6 +88,10 @@ def admit(
     )
 
 
+MAX_REFUSED = 256
+"""Refused announcements remembered for a look again after an allowlist reload."""
+
+
 class Discovery:
     """Announces this node and calls ``on_peer`` for every admitted announcement."""
 
@@ -176,7 +180,8 @@ class Discovery:
         verdict = admit(props, info.parsed_addresses(IPVersion.V4Only), self.allowlist, self.node)
         if isinstance(verdict, Rejected):
             if verdict.reason != "our own announcement":
-                self._refused.add(name)
+                if len(self._refused) < MAX_REFUSED:  # strangers cannot grow it forever
+                    self._refused.add(name)
                 self._rejects.warning("ignored announcement %s: %s", name, verdict.reason, key=name)
             return
         self.on_peer(verdict)
