@@ -27,6 +27,7 @@ import agent
 from agent.config import TimingConfig
 from agent.errors import LabError
 from agent.lab.state import LabNode, LabState
+from agent.node.daemon import Daemon
 
 REPO = Path(agent.__file__).resolve().parent.parent
 PLAYBOOKS = REPO / "playbooks"
@@ -74,6 +75,13 @@ class NodePaths(msgspec.Struct, frozen=True, kw_only=True):
             "rackcloud_log_file": str(self.log),
             "rackcloud_pid_file": str(self.pidfile),
         }
+
+    def running_pid(self) -> int | None:
+        """The node's agent pid, as the agent's own supervisor recognises it (pidfile and
+        ``/proc`` cmdline), or None."""
+        python = str(self.venv / "bin" / "python")
+        found = Daemon(str(self.conf), self.pidfile, self.log, python).running()
+        return None if found is None else found[0]
 
     def daemon(self, action: str) -> list[str]:
         """The agent's own supervisor, run with the node's installed package."""
@@ -254,10 +262,3 @@ def read_recap(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def read_pid(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text(encoding="ascii").split()[0])
-    except (OSError, ValueError, IndexError):
-        return None

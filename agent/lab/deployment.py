@@ -148,8 +148,7 @@ class Deployment:
         if st is None or st.deployed != "ansible":
             return
         for node in st.nodes:
-            pid = deploy.read_pid(deploy.NodePaths(home=self.node_dir(node.name)).pidfile)
-            node.pid = pid if pid is not None and Path(f"/proc/{pid}").exists() else None
+            node.pid = deploy.NodePaths(home=self.node_dir(node.name)).running_pid()
         state.save(self.dir, st)
 
     def _start_deployed(self, st: LabState, node: LabNode) -> None:
