@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.ec import isal_lib
 from agent.lab import Lab, netns
 
+isal_lib.install(quiet=True)  # the suite's codecs use the kernel the agents use
 IS_ROOT = os.geteuid() == 0
 NETNS_REASON = netns.available()
 

@@ -35,6 +35,7 @@ from agent.clustermap import ClusterMap
 from agent.data.chunks import Bytes
 from agent.data.link import DataLink
 from agent.data.objects import ObjectClient
+from agent.ec import isal_lib
 from agent.errors import RackError
 from agent.names import check_name, split_object_path
 from agent.objects.format import ObjectMeta
@@ -61,6 +62,8 @@ def _session(
     with client_of() as client:
         cmap = client.map_with_pool(pool, MAP_CATCH_UP_S)
         keypair = client.me
+
+    isal_lib.install(quiet=True)  # the codec's fastest kernel; stderr is the operator's
 
     async def run() -> T:
         link = DataLink(keypair)

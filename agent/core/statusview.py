@@ -77,6 +77,7 @@ def cluster_status(
                 uptime_s=hb.uptime_s if hb else None,
                 loop_lag_s=hb.loop_lag_s if hb else None,
                 version=(hb.version or None) if hb else None,
+                ec_kernel=(hb.ec_kernel or None) if hb else None,
                 in_map=info is not None,
                 osd_ids=tuple(sorted(o.id for o in cmap.osds.values() if o.node == name))
                 if cmap

@@ -110,7 +110,7 @@ class ChunkIO:
         missing = tuple(p for p in range(len(osds)) if p not in out.ok)
         return ChunkRef(index, len(data), shard_len, pg, osds, missing, checksum)
 
-    async def _put(self, osd: int, header: ShardHeader, shard: bytes) -> None:
+    async def _put(self, osd: int, header: ShardHeader, shard: Bytes) -> None:
         await self.link.request(
             self.layout.node_of(osd),
             lambda rid: ShardPut(rid=rid, osd=osd, header=header, fence=self.fence),
@@ -118,8 +118,12 @@ class ChunkIO:
             timeout=SHARD_PUT_TIMEOUT_S,
         )
 
-    async def read(self, ref: ChunkRef) -> Bytes:
-        """Chunk ``ref``'s data, from ``k`` healthy shards (data first), checked end to end."""
+    async def read(self, ref: ChunkRef) -> list[Bytes]:
+        """Chunk ``ref``'s data as parts in order, from ``k`` healthy shards (data first).
+
+        The parts are the data shards as received (views, no copy) plus any rebuilt one;
+        their checksum is checked end to end before any is returned.
+        """
         k = self.layout.pool.k
         candidates = [
             p
@@ -159,21 +163,24 @@ class ChunkIO:
                 f"chunk {ref.index} of {self.where} has {len(got)} readable shards, {k} are "
                 f"needed ({'; '.join(failures) or 'its OSDs are gone from the map'})"
             )
-        data = await self._assemble(ref, got)
-        if xxhash.xxh3_64_intdigest(data) != ref.checksum:
+        parts = await self._assemble(ref, got)
+        digest = xxhash.xxh3_64()
+        for part in parts:
+            digest.update(part)
+        if digest.intdigest() != ref.checksum:
             raise DataCorrupt(
                 f"chunk {ref.index} of {self.where} does not match its checksum after "
                 "decoding; nothing of it was returned"
             )
-        return data
+        return parts
 
-    async def _assemble(self, ref: ChunkRef, got: dict[int, memoryview]) -> Bytes:
-        k = self.layout.pool.k
-        if all(p in got for p in range(k)):
-            joined = b"".join(got[p] for p in range(k))  # the one copy; the cut is a view
-            return joined if len(joined) == ref.length else memoryview(joined)[: ref.length]
+    async def _assemble(self, ref: ChunkRef, got: dict[int, memoryview]) -> list[Bytes]:
+        """The codec's parts: for a healthy ``rs`` read, the data shards themselves, cut.
+
+        Always on the codec thread: other plugins (``isal``) decode even a healthy read.
+        """
         return await asyncio.get_running_loop().run_in_executor(
-            _CODEC_THREAD, self.codec.decode, got, ref.length
+            _CODEC_THREAD, self.codec.decode_parts, got, ref.length
         )
 
     def _note(self, ref: ChunkRef, position: int, exc: RackError) -> None:

@@ -264,7 +264,7 @@ class ObjectClient:
                     f"up, {layout.pool.k} are needed; nothing was read"
                 )
         io = self._chunks(layout, name, meta.version)
-        reads: list[asyncio.Task[Bytes]] = []
+        reads: list[asyncio.Task[list[Bytes]]] = []
         try:
             for ref in meta.chunks:
                 reads.append(asyncio.ensure_future(io.read(ref)))
@@ -278,10 +278,12 @@ class ObjectClient:
         return meta
 
     @staticmethod
-    async def _drain_one(reads: list[asyncio.Task[Bytes]], sink: Sink, progress: Progress) -> None:
-        data = await reads.pop(0)
-        await _emit(sink, data)
-        progress(len(data))
+    async def _drain_one(
+        reads: list[asyncio.Task[list[Bytes]]], sink: Sink, progress: Progress
+    ) -> None:
+        for part in await reads.pop(0):
+            await _emit(sink, part)
+            progress(len(part))
 
     # ---- rm, ls ------------------------------------------------------------------------
 

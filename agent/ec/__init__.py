@@ -1,17 +1,20 @@
 """Erasure coding for Rackcloud: split an object into k data + m parity shards.
 
-A pure module (no I/O): callers hand it bytes and get bytes back. ``codec(k, m)`` returns
-the reedsolo-compatible ``rs`` plugin; ``codec(k, m, plugin="isal")`` the optional ISA-L
-one. The two codes differ, so a pool must record which plugin wrote its shards. See
-``docs/ec.md``.
+A pure module (no I/O): callers hand it bytes and get bytes or read-only views back.
+``codec(k, m)`` returns the reedsolo-compatible ``rs`` plugin, computed by ISA-L's SIMD
+kernel once the process's entry point installed it (``agent.ec.isal_lib.install``, the
+package's one impure module) and by numpy otherwise; the shards are the same.
+``codec(k, m, plugin="isal")`` is pyeclib's own ISA-L code, a different one, so a pool
+must record which plugin wrote its shards. See ``docs/ec.md``.
 """
 
 from __future__ import annotations
 
-from agent.ec.base import BytesLike, Codec
+from agent.ec.base import BytesLike, Codec, Shard
 from agent.ec.errors import (
     ECError,
     InsufficientShards,
+    InvalidBuffers,
     InvalidParameters,
     PluginUnavailable,
     ShardIndexError,
@@ -19,6 +22,7 @@ from agent.ec.errors import (
     UnequalShards,
     UnknownPlugin,
 )
+from agent.ec.kernels import Kernel, KernelChoice, default_kernel
 from agent.ec.rs import ReedSolomon
 
 __all__ = [
@@ -27,14 +31,19 @@ __all__ = [
     "Codec",
     "ECError",
     "InsufficientShards",
+    "InvalidBuffers",
     "InvalidParameters",
+    "Kernel",
+    "KernelChoice",
     "PluginUnavailable",
     "ReedSolomon",
+    "Shard",
     "ShardIndexError",
     "SizeMismatch",
     "UnequalShards",
     "UnknownPlugin",
     "codec",
+    "default_kernel",
 ]
 
 PLUGINS = ("rs", "isal")

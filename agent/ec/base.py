@@ -21,6 +21,7 @@ __all__ = [
     "MAX_SHARDS",
     "BytesLike",
     "Codec",
+    "Shard",
     "check_indexes",
     "check_params",
     "check_shards",
@@ -28,6 +29,9 @@ __all__ = [
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 """What the codecs accept as data or shards (anything with a flat byte buffer)."""
+
+Shard: TypeAlias = bytes | memoryview
+"""What the codecs return: immutable bytes, or a read-only view (no copy was made)."""
 
 MAX_SHARDS = 255
 """k + m may not exceed the length of a GF(2^8) Reed-Solomon codeword."""
@@ -60,15 +64,19 @@ class Codec(Protocol):
         """Length of every shard of an object of ``size`` bytes."""
         ...
 
-    def encode(self, data: BytesLike) -> list[bytes]:
+    def encode(self, data: BytesLike) -> list[Shard]:
         """Return the k data shards then the m parity shards of ``data``."""
         ...
 
-    def decode(self, shards: Mapping[int, BytesLike], size: int) -> bytes:
+    def decode(self, shards: Mapping[int, BytesLike], size: int) -> Shard:
         """Rebuild the ``size``-byte object from any k shards, keyed by shard index."""
         ...
 
-    def rebuild(self, shards: Mapping[int, BytesLike], missing: Iterable[int]) -> dict[int, bytes]:
+    def decode_parts(self, shards: Mapping[int, BytesLike], size: int) -> list[Shard]:
+        """The object as buffers in order, copying nothing it need not; joined: :meth:`decode`."""
+        ...
+
+    def rebuild(self, shards: Mapping[int, BytesLike], missing: Iterable[int]) -> dict[int, Shard]:
         """Recompute the shards listed in ``missing`` from k of the others."""
         ...
 

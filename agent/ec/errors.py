@@ -14,6 +14,7 @@ from agent.errors import RackError
 __all__ = [
     "ECError",
     "InsufficientShards",
+    "InvalidBuffers",
     "InvalidParameters",
     "PluginUnavailable",
     "ShardIndexError",
@@ -94,3 +95,11 @@ class SizeMismatch(ECError):
         )
         self.size = size
         self.capacity = capacity
+
+
+class InvalidBuffers(ECError):
+    """A kernel was handed buffers it must not touch; always a bug in the caller."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"erasure-code kernel refused its buffers: {problem}")
+        self.problem = problem

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from agent.ec.base import BytesLike, check_indexes, check_params, check_shards
+from agent.ec.base import BytesLike, Shard, check_indexes, check_params, check_shards
 from agent.ec.errors import ECError, InsufficientShards, PluginUnavailable, SizeMismatch
 
 __all__ = ["IsalCodec"]
@@ -73,10 +73,10 @@ class IsalCodec:
         info = self._driver.get_segment_info(size, size)
         return int(info["fragment_size"])
 
-    def encode(self, data: BytesLike) -> list[bytes]:
+    def encode(self, data: BytesLike) -> list[Shard]:
         """Return pyeclib's k + m fragments for ``data``, in index order."""
         try:
-            fragments: list[bytes] = self._driver.encode(bytes(data))
+            fragments: list[Shard] = self._driver.encode(bytes(data))
         except Exception as exc:
             raise _failed("encode", exc) from exc
         return fragments
@@ -94,7 +94,11 @@ class IsalCodec:
             raise SizeMismatch(size, len(data))
         return data if size == len(data) else data[:size]
 
-    def rebuild(self, shards: Mapping[int, BytesLike], missing: Iterable[int]) -> dict[int, bytes]:
+    def decode_parts(self, shards: Mapping[int, BytesLike], size: int) -> list[Shard]:
+        """pyeclib returns the object in one buffer, so that is the only part."""
+        return [self.decode(shards, size)]
+
+    def rebuild(self, shards: Mapping[int, BytesLike], missing: Iterable[int]) -> dict[int, Shard]:
         """Recompute the ``missing`` fragments from k of the others (never from themselves)."""
         wanted = check_indexes(missing, self.n)
         check_shards(shards, self.n)
@@ -104,7 +108,7 @@ class IsalCodec:
         if len(available) < self.k:
             raise InsufficientShards(len(available), self.k)
         try:
-            out: list[bytes] = self._driver.reconstruct(
+            out: list[Shard] = self._driver.reconstruct(
                 [bytes(shards[i]) for i in available], list(wanted)
             )
         except Exception as exc:

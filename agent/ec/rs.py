@@ -9,8 +9,9 @@ The code is linear, so instead of reimplementing reedsolo's polynomial division 
 reedsolo itself for the parity of each unit vector: that gives the ``m x k`` parity
 matrix ``P``, and the systematic generator is ``G = [I; P]``. Encoding multiplies the data
 by ``P``; rebuilding any shards from any k others multiplies by
-``G[wanted] @ inverse(G[available])``. Both go through the vectorised
-:func:`agent.ec.kernel.gf_matmul`; the small inversions are cached per erasure pattern.
+``G[wanted] @ inverse(G[available])``. Both are one matrix product over the shards, done
+by the host's kernel (:mod:`agent.ec.kernels`: ISA-L's SIMD code when a library loads,
+else numpy); the small inversions are our own GF code, cached per erasure pattern.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import numpy as np
 import reedsolo
 from numpy.typing import NDArray
 
-from agent.ec.base import BytesLike, check_indexes, check_params, check_shards
+from agent.ec.base import BytesLike, Shard, check_indexes, check_params, check_shards
+from agent.ec.buffers import Buffers
 from agent.ec.errors import ECError, InsufficientShards, SizeMismatch
 from agent.ec.gf import PRIM, SingularMatrix, mat_inv, mat_mul
-from agent.ec.kernel import gf_matmul
+from agent.ec.kernels import Kernel, default_kernel
 
 __all__ = ["ReedSolomon", "generator_matrix", "parity_matrix", "recovery_matrix"]
 
@@ -73,12 +75,21 @@ def _array(shard: BytesLike) -> U8:
     return np.frombuffer(shard, dtype=np.uint8)
 
 
+def _view(array: U8) -> memoryview:
+    return array.data.toreadonly()
+
+
 @dataclass(frozen=True)
 class ReedSolomon:
-    """reedsolo-compatible systematic Reed-Solomon code with k data and m parity shards."""
+    """reedsolo-compatible systematic Reed-Solomon code with k data and m parity shards.
+
+    ``kernel`` computes the products (:func:`agent.ec.kernels.default_kernel` unless one
+    is given); it changes the speed, never the shards.
+    """
 
     k: int
     m: int
+    kernel: Kernel = field(default_factory=default_kernel, compare=False, repr=False)
     plugin: str = field(default="rs", init=False)
 
     def __post_init__(self) -> None:
@@ -93,62 +104,91 @@ class ReedSolomon:
         """``ceil(size / k)``: the object is cut in k equal shards, the last zero-padded."""
         return -(-size // self.k)
 
-    def encode(self, data: BytesLike) -> list[bytes]:
-        """Split ``data`` into k shards (zero-padding the tail) and append m parity shards."""
+    def encode(self, data: BytesLike) -> list[Shard]:
+        """Split ``data`` into k shards (zero-padding the tail) and append m parity shards.
+
+        Data shards are read-only views of ``data`` when it is immutable and needs no
+        padding, so the only bytes written are the parity; otherwise ``data`` is copied
+        once, so later changes to a mutable buffer never reach the shards.
+        """
         view = memoryview(data).cast("B")
-        length = self.shard_size(view.nbytes)
-        shards: list[bytes] = []
-        for i in range(self.k):
-            chunk = view[i * length : (i + 1) * length]
-            pad = length - chunk.nbytes
-            shards.append(bytes(chunk) if pad == 0 else b"".join((chunk, bytes(pad))))
-        parity = gf_matmul(
-            parity_matrix(self.k, self.m), [_array(s) for s in shards], length, reuse_out=True
-        )
-        shards.extend(row.tobytes() for row in parity)
+        size = view.nbytes
+        length = self.shard_size(size)
+        if length == 0:
+            return [b""] * self.n
+        if not view.readonly or size != self.k * length:
+            copy = np.zeros(self.k * length, dtype=np.uint8)
+            copy[:size] = np.frombuffer(view, dtype=np.uint8)
+            view = copy.data.toreadonly()
+        parity = np.empty((self.m, length), dtype=np.uint8)
+        pieces = np.frombuffer(view, dtype=np.uint8).reshape(self.k, length)
+        self.kernel.multiply(parity_matrix(self.k, self.m), pieces, parity)
+        rows = parity.reshape(-1).data.toreadonly()
+        shards: list[Shard] = [view[i * length : (i + 1) * length] for i in range(self.k)]
+        shards += [rows[r * length : (r + 1) * length] for r in range(self.m)]
         return shards
 
-    def decode(self, shards: Mapping[int, BytesLike], size: int) -> bytes:
-        """Rebuild the object; data shards that are present are joined without any math."""
+    def decode(self, shards: Mapping[int, BytesLike], size: int) -> Shard:
+        """Rebuild the object as one buffer: :meth:`decode_parts`, joined (one copy)."""
+        return b"".join(self.decode_parts(shards, size))
+
+    def decode_parts(self, shards: Mapping[int, BytesLike], size: int) -> list[Shard]:
+        """The object as its data shards in order, trimmed to ``size``, with no copy.
+
+        Data shards that are present are returned as read-only views of the buffers
+        given (keep those unchanged while the parts are in use); missing ones are
+        computed, which is the only work. Callers that hash, send or write the object
+        do so part by part; :meth:`decode` joins them.
+        """
         length = check_shards(shards, self.n)
         if not shards:
             raise InsufficientShards(0, self.k)
         if type(size) is not int or not 0 <= size <= self.k * length:
             raise SizeMismatch(size, self.k * length)
-        needed = range(-(-size // length)) if length else range(0)
-        missing = tuple(i for i in needed if i not in shards)
-        rebuilt = self._compute(shards, missing, length) if missing else {}
-        parts: list[BytesLike] = []
-        remaining = size
-        for i in needed:
-            shard = shards[i] if i in shards else rebuilt[i].data
-            take = min(length, remaining)
-            parts.append(shard if take == length else memoryview(shard).cast("B")[:take])
-            remaining -= take
-        return b"".join(parts)
+        needed = -(-size // length) if length else 0
+        missing = [i for i in range(needed) if i not in shards]
+        rebuilt: dict[int, memoryview] = {}
+        if missing:
+            out = np.empty((len(missing), length), dtype=np.uint8)
+            self._compute(shards, self._inputs(shards, missing), missing, out)
+            rows = out.reshape(-1).data.toreadonly()
+            rebuilt = {i: rows[r * length : (r + 1) * length] for r, i in enumerate(missing)}
+        parts: list[Shard] = []
+        for i in range(needed):
+            part = rebuilt[i] if i in rebuilt else memoryview(shards[i]).toreadonly().cast("B")
+            take = min(length, size - i * length)
+            parts.append(part if take == length else part[:take])
+        return parts
 
-    def rebuild(self, shards: Mapping[int, BytesLike], missing: Iterable[int]) -> dict[int, bytes]:
+    def rebuild(self, shards: Mapping[int, BytesLike], missing: Iterable[int]) -> dict[int, Shard]:
         """Recompute the ``missing`` shards (data or parity) from k of the other shards.
 
         Shards listed in ``missing`` are never used as inputs, even if present, so this
         also serves to verify a suspect shard.
         """
-        wanted = tuple(check_indexes(missing, self.n))
+        wanted = check_indexes(missing, self.n)
         length = check_shards(shards, self.n)
         if not wanted:
             return {}
-        rows = self._compute(shards, wanted, length)
-        return {i: row.tobytes() for i, row in rows.items()}
+        inputs = self._inputs(shards, wanted)
+        out = np.empty((len(wanted), length), dtype=np.uint8)
+        self._compute(shards, inputs, wanted, out)
+        return {index: _view(out[r]) for r, index in enumerate(wanted)}
 
-    def _compute(
-        self, shards: Mapping[int, BytesLike], wanted: Sequence[int], length: int
-    ) -> dict[int, U8]:
-        """Rows for ``wanted``; they live in the kernel workspace, so consume them at once."""
+    def _inputs(self, shards: Mapping[int, BytesLike], wanted: Sequence[int]) -> tuple[int, ...]:
+        """The k lowest-indexed shards not wanted (data shards first: the cheapest inverse)."""
         excluded = set(wanted)
         available = [i for i in sorted(shards) if i not in excluded]
         if len(available) < self.k:
             raise InsufficientShards(len(available), self.k)
-        inputs = tuple(available[: self.k])  # lowest indexes: data shards first
+        return tuple(available[: self.k])
+
+    def _compute(
+        self,
+        shards: Mapping[int, BytesLike],
+        inputs: tuple[int, ...],
+        wanted: Sequence[int],
+        outputs: Buffers,
+    ) -> None:
         coefs = recovery_matrix(self.k, self.m, inputs, tuple(wanted))
-        out = gf_matmul(coefs, [_array(shards[i]) for i in inputs], length, reuse_out=True)
-        return {index: out[r] for r, index in enumerate(wanted)}
+        self.kernel.multiply(coefs, [_array(shards[i]) for i in inputs], outputs)

@@ -8,6 +8,7 @@ import time
 
 from agent.data.link import DataLink
 from agent.data.objects import ObjectClient
+from agent.ec import isal_lib
 from agent.errors import LabError
 from agent.lab.rack import Lab
 
@@ -21,6 +22,8 @@ def put_bytes(lab: Lab, pool: str, name: str, data: bytes) -> float:
         me = client.me
     if pool not in cmap.pools:
         raise LabError(f"pool {pool} is not in the map after {MAP_WAIT_S:g} s")
+
+    isal_lib.install(quiet=True)
 
     async def put() -> float:
         link = DataLink(me)

@@ -19,6 +19,7 @@ import zmq
 
 from agent.config import NodeConfig, load_node_config
 from agent.data.link import DataLink
+from agent.ec import isal_lib
 from agent.enrolment import Allowlist
 from agent.errors import RackError
 from agent.keys import Keypair, load_allowlist, load_keypair
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         level=conf.log_level.upper(),
         format=f"%(asctime)s {conf.node} %(levelname)s %(name)s: %(message)s",
     )
+    isal_lib.install()  # the codec's kernel: chosen, and logged, once at start
     return asyncio.run(_serve(conf, keypair, allowlist))
 
 

@@ -17,6 +17,7 @@ import msgspec
 from agent import __version__
 from agent.core.failure import FailureDetector, PeerAlive, PeerDead, PeerState, PeerSuspect
 from agent.core.senders import Allow
+from agent.ec.kernels import default_kernel
 from agent.node.clock import every
 from agent.node.events import EventSink, no_events
 from agent.node.service import Handler, Incoming, NodeContext, Service
@@ -95,6 +96,7 @@ class Membership(Service):
             uptime_s=round(clock.monotonic() - self.started, 3),
             sent_at=clock.wall(),
             version=__version__,
+            ec_kernel=default_kernel().name,
         )
         return msgspec.structs.replace(hb, **fields)
 

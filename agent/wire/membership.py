@@ -66,6 +66,8 @@ class Heartbeat(Msg, frozen=True, kw_only=True, tag="heartbeat"):
     leader: str | None = None
     """The monitor this node believes leads (a hint; monitors know, others hear it)."""
     version: str = ""
+    ec_kernel: str = ""
+    """The erasure-code kernel this node's codec runs on: ``isal`` or ``numpy`` (docs/ec.md)."""
     loop_lag_s: float = 0.0
     """The longest the agent's event loop was late since the last heartbeat (a stalled
     loop is what a lease must survive; docs/ha.md)."""

@@ -37,6 +37,8 @@ class NodeStatus(NodeRecord, frozen=True, kw_only=True):
     """From its latest heartbeat: how late its event loop ran (docs/heartbeats.md)."""
     version: str | None = None
     """The agent version it runs, from its latest heartbeat (rolling updates gate on it)."""
+    ec_kernel: str | None = None
+    """``isal`` or ``numpy``, from its latest heartbeat: which kernel its codec runs on."""
 
 
 class Quorum(msgspec.Struct, frozen=True, kw_only=True):

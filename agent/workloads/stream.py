@@ -50,6 +50,7 @@ from agent.clustermap import ClusterMap
 from agent.config import ClientConfig, load_client_config
 from agent.data.link import DataLink
 from agent.data.objects import ObjectClient
+from agent.ec import isal_lib
 from agent.errors import Fenced, NotFound, RackError, RemoteError
 from agent.names import check_name, check_object_name, split_object_path
 from agent.wire import ErrorCode, Fence
@@ -702,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     """``rack-demo-stream --object POOL/NAME [--port 8080] [--address A] [--fps 25]``."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s", stream=sys.stderr)
+    isal_lib.install()
     try:
         s = settings_of(args, os.environ)
         conf = load_client_config(s.conf)
