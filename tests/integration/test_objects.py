@@ -459,20 +459,6 @@ def test_failure_domain_osd_places_on_disks_not_hosts(lab: Lab, tmp_path: Path) 
     assert "wide" not in pools
 
 
-def test_a_pool_of_the_isal_plugin_reads_back_healthy_and_degraded(lab: Lab) -> None:
-    """isal shards are pyeclib fragments (header + payload): even a healthy read decodes."""
-    pytest.importorskip("pyeclib", reason="the isal plugin needs pyeclib (a dev dependency)")
-    ok(rack_bin(lab, "pool", "create", "pisal", "--k", "3", "--m", "2", "--plugin", "isal"))
-    data = content(47, CHUNK_SIZE + 4099)
-    ok(rack_bin(lab, "put", "pisal/obj", "-", stdin=data))
-    assert stat_json(lab, "pisal/obj")["code"] == {"k": 3, "m": 2, "plugin": "isal"}
-    assert ok(rack_bin(lab, "get", "pisal/obj")).stdout == data
-    lost = [shard_of(shard_files(lab, "pisal", "obj"), chunk, 0) for chunk in range(2)]
-    for shard in lost:
-        shard.unlink()
-    assert ok(rack_bin(lab, "get", "pisal/obj")).stdout == data
-
-
 def test_a_small_put_from_a_clock_far_behind_still_wins_over_an_earlier_one(lab: Lab) -> None:
     """Small objects skip the version read; an OSD holding a newer version refuses the
     write and says so, and the put retries above it (docs/objects.md)."""

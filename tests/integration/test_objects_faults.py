@@ -156,6 +156,20 @@ def lose_last_chunk(lab: Lab, name: str) -> bytes:
     return data
 
 
+def test_a_pool_of_the_isal_plugin_reads_back_healthy_and_degraded(lab: Lab) -> None:
+    """isal shards are pyeclib fragments (header + payload): even a healthy read decodes."""
+    pytest.importorskip("pyeclib", reason="the isal plugin needs pyeclib (a dev dependency)")
+    ok(rack_bin(lab, "pool", "create", "pisal", "--k", "3", "--m", "2", "--plugin", "isal"))
+    data = content(47, CHUNK_SIZE + 4099)
+    ok(rack_bin(lab, "put", "pisal/obj", "-", stdin=data))
+    assert stat_json(lab, "pisal/obj")["code"] == {"k": 3, "m": 2, "plugin": "isal"}
+    assert ok(rack_bin(lab, "get", "pisal/obj")).stdout == data
+    lost = [shard_of(shard_files(lab, "pisal", "obj"), chunk, 0) for chunk in range(2)]
+    for shard in lost:
+        shard.unlink()
+    assert ok(rack_bin(lab, "get", "pisal/obj")).stdout == data
+
+
 def test_a_chunk_beyond_repair_fails_the_read_and_leaves_no_file(lab: Lab, tmp_path: Path) -> None:
     restore(lab)
     lose_last_chunk(lab, "lost")
