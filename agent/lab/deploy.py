@@ -152,6 +152,7 @@ def inventory(
                 "rackcloud_agent_pip_extra_args": "--no-deps",
                 "rackcloud_agent_shared_site_packages": sysconfig.get_paths()["purelib"],
                 "rackcloud_agent_service_manager": "rackcloud",
+                "rackcloud_agent_isal_package": "",  # the nodes share the host's libraries
                 "rackcloud_health_timeout": 60,
             },
             "hosts": hosts,
