@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli.main import main as rack_main
+from agent.ec.isal_lib import choose
 from agent.errors import RackError
 from agent.lab import Lab
 from agent.objects.layout import CHUNK_SIZE, INLINE_MAX
@@ -42,6 +43,7 @@ from tests.integration.objects_helpers import (
 )
 
 pytestmark = pytest.mark.integration
+CHOICE = choose()
 POOL = "p"
 STORED = re.compile(r"^stored (\S+?): (\d+) bytes, version ([0-9a-f]{32}) \((.*)\)$")
 
@@ -60,6 +62,25 @@ def put_file(lab: Lab, path: str, data: bytes, tmp: Path) -> re.Match[str]:
     match = STORED.match(out.strip())
     assert match is not None, out
     return match
+
+
+# ---- the codec's kernel ------------------------------------------------------------
+
+
+def test_every_node_reports_and_logged_its_codec_kernel_once(lab: Lab) -> None:
+    """The agents chose their kernel at start, logged it once, and heartbeat it."""
+    want = CHOICE.name  # this process searched the same way, with the same environment
+
+    def reported() -> bool:
+        status = json.loads(ok(rack_bin(lab, "status", "--json")).stdout)
+        return sorted(n["ec_kernel"] for n in status["nodes"]) == [want] * 5
+
+    wait_until(reported, 10, f"every node reports the {want} kernel")
+    for node in ("n1", "n2", "n3", "n4", "n5"):  # the first test: each agent started once
+        log = (lab.node_dir(node) / "agent.log").read_text(encoding="utf-8", errors="replace")
+        lines = [line for line in log.splitlines() if "erasure-code kernel:" in line]
+        assert len(lines) == 1, lines
+        assert f"erasure-code kernel: {want}" in lines[0]
 
 
 # ---- round trips -----------------------------------------------------------------------
