@@ -305,7 +305,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     sizes = QUICK_SHARDS if args.quick else SHARDS
-    repeats = args.repeats or (2 if args.quick else 7)
+    repeats = args.repeats or (2 if args.quick else 11)
     choice = choose()
     isal = choice.kernel if isinstance(choice.kernel, IsalKernel) else None
     results: dict[str, Any] = {}

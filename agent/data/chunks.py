@@ -27,8 +27,9 @@ SHARD_PUT_TIMEOUT_S = 10.0
 SHARD_GET_TIMEOUT_S = 3.0
 Bytes = bytes | memoryview
 _CODEC_THREAD = ThreadPoolExecutor(1, thread_name_prefix="codec")
-"""Encoding and decoding run off the event loop, on one thread: the numpy kernel keeps a
-workspace per thread, and one thread encodes far faster than the network carries."""
+"""Encoding and decoding run off the event loop, on one thread: ISA-L releases the GIL
+(the loop runs on meanwhile), the numpy kernel keeps a workspace per thread, and one
+thread codes faster than the network carries."""
 DAMAGE = frozenset({ErrorCode.CORRUPT, ErrorCode.NOT_FOUND, ErrorCode.IO_ERROR})
 """Answers that mean the shard is damaged on its disk (reported), not merely unreachable."""
 

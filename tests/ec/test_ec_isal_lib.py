@@ -81,7 +81,7 @@ def test_a_library_that_computes_another_code_is_refused(tmp_path: Path) -> None
 
 def test_a_bare_soname_is_logged_as_the_file_the_loader_mapped() -> None:
     if CHOICE.library is None or CHOICE.source != "system":
-        pytest.skip("the system's libisal2 is not installed here")
+        pytest.skip(f"the system's libisal2 is not what this process chose: {CHOICE.describe()}")
     assert Path(CHOICE.library).is_absolute()
     assert Path(CHOICE.library).name.startswith("libisal.so.2")
     assert isal_lib._resolved("/already/a/path.so") == "/already/a/path.so"
