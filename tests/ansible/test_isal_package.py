@@ -60,9 +60,7 @@ def test_the_isal_task_leaves_an_installed_library_alone(tmp_path: Path) -> None
         pytest.skip("no system python3 with python3-apt for Ansible's package module")
     inventory = {
         "all": {
-            "hosts": {
-                "h1": {"ansible_connection": "local", "ansible_python_interpreter": python}
-            },
+            "hosts": {"h1": {"ansible_connection": "local", "ansible_python_interpreter": python}},
             "vars": {"rackcloud_agent_isal_package": "libisal2"},
         }
     }
