@@ -17,6 +17,7 @@ halves are independent column ranges, so the result is the same either way.
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class IsalKernel:
         self.split_min = split_min
         self._encode = library.ec_encode_data
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._tables = lru_cache(maxsize=1024)(self._make_tables)
 
     def __repr__(self) -> str:
@@ -89,10 +91,13 @@ class IsalKernel:
         tables = self.tables(coefs)
         half = (length // 2) & ~63  # a cache-line boundary, so the halves share no line
         if self.split_min and k * length >= self.split_min and half:
-            pool = self._pool or self._start_pool()
-            done: Future[None] = pool.submit(self._run, half, length - half, tables, ins, outs)
-            self._run(0, half, tables, ins, outs)
-            done.result()
+            done: Future[None] = self._helper().submit(
+                self._run, half, length - half, tables, ins, outs
+            )
+            try:
+                self._run(0, half, tables, ins, outs)
+            finally:
+                done.result()  # never return while C may still write the caller's buffers
             return
         self._run(0, length, tables, ins, outs)
 
@@ -108,6 +113,8 @@ class IsalKernel:
         out_ptrs = (_VOIDP * len(outs))(*[a + offset for a in outs])
         self._encode(length, len(ins), len(outs), tables, in_ptrs, out_ptrs)
 
-    def _start_pool(self) -> ThreadPoolExecutor:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="isal")
-        return self._pool
+    def _helper(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="isal")
+            return self._pool

@@ -107,16 +107,17 @@ class ReedSolomon:
     def encode(self, data: BytesLike) -> list[Shard]:
         """Split ``data`` into k shards (zero-padding the tail) and append m parity shards.
 
-        Data shards are read-only views of ``data`` when it is immutable and needs no
-        padding, so the only bytes written are the parity; otherwise ``data`` is copied
-        once, so later changes to a mutable buffer never reach the shards.
+        Data shards are read-only views of ``data`` when it is ``bytes`` (immutable) and
+        needs no padding, so the only bytes written are the parity. Anything else (a
+        ``bytearray``, a view of one, a tail to pad) is copied once first, so a caller
+        reusing its buffer never changes shards it was given.
         """
         view = memoryview(data).cast("B")
         size = view.nbytes
         length = self.shard_size(size)
         if length == 0:
             return [b""] * self.n
-        if not view.readonly or size != self.k * length:
+        if not isinstance(view.obj, bytes) or size != self.k * length:
             copy = np.zeros(self.k * length, dtype=np.uint8)
             copy[:size] = np.frombuffer(view, dtype=np.uint8)
             view = copy.data.toreadonly()

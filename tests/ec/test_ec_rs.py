@@ -191,8 +191,10 @@ def test_shards_are_read_only_and_never_follow_a_mutable_input(kernel: Kernel) -
     source = bytearray(range(200))
     shards = codec.encode(source)
     want = reedsolo_shards(4, 2, bytes(range(200)))
+    view = codec.encode(memoryview(source).toreadonly())  # read-only, yet mutable beneath
     source[:] = bytes(200)  # the caller reuses its buffer: the shards must not change
     assert shards == want
+    assert view == want
     for shard in shards:
         assert memoryview(shard).readonly
 
