@@ -107,27 +107,31 @@ class ReedSolomon:
     def encode(self, data: BytesLike) -> list[Shard]:
         """Split ``data`` into k shards (zero-padding the tail) and append m parity shards.
 
-        Data shards are read-only views of ``data`` when it is ``bytes`` (immutable) and
-        needs no padding, so the only bytes written are the parity. Anything else (a
-        ``bytearray``, a view of one, a tail to pad) is copied once first, so a caller
-        reusing its buffer never changes shards it was given.
+        Data shards are read-only views of ``data`` when it is ``bytes`` (immutable), so
+        the bytes written are the parity and, when ``size`` is not a multiple of ``k``,
+        the zero-padded last shard(s). Anything else (a ``bytearray``, a view of one) is
+        copied once first, so a caller reusing its buffer never changes its shards.
         """
         view = memoryview(data).cast("B")
         size = view.nbytes
         length = self.shard_size(size)
         if length == 0:
             return [b""] * self.n
-        if not isinstance(view.obj, bytes) or size != self.k * length:
-            copy = np.zeros(self.k * length, dtype=np.uint8)
-            copy[:size] = np.frombuffer(view, dtype=np.uint8)
-            view = copy.data.toreadonly()
+        flat = np.frombuffer(view, dtype=np.uint8)
+        if not isinstance(view.obj, bytes):
+            flat = flat.copy()  # the caller may change its buffer later
+        full = size // length
+        pieces: Buffers
+        if full == self.k:
+            pieces = flat.reshape(self.k, length)
+        else:  # pad only the tail: the full shards stay views
+            tail = np.zeros((self.k - full, length), dtype=np.uint8)
+            tail.reshape(-1)[: size - full * length] = flat[full * length :]
+            pieces = [*flat[: full * length].reshape(full, length), *tail]
         parity = np.empty((self.m, length), dtype=np.uint8)
-        pieces = np.frombuffer(view, dtype=np.uint8).reshape(self.k, length)
         self.kernel.multiply(parity_matrix(self.k, self.m), pieces, parity)
-        rows = parity.reshape(-1).data.toreadonly()
-        shards: list[Shard] = [view[i * length : (i + 1) * length] for i in range(self.k)]
-        shards += [rows[r * length : (r + 1) * length] for r in range(self.m)]
-        return shards
+        shards: list[Shard] = [_view(piece) for piece in pieces]
+        return shards + [_view(row) for row in parity]
 
     def decode(self, shards: Mapping[int, BytesLike], size: int) -> Shard:
         """Rebuild the object as one buffer: :meth:`decode_parts`, joined (one copy)."""

@@ -207,6 +207,12 @@ def test_encode_of_immutable_data_views_it_and_decode_parts_view_the_shards(
     shards = codec.encode(data)
     whole = np.frombuffer(data, dtype=np.uint8)
     assert all(np.shares_memory(np.frombuffer(s, dtype=np.uint8), whole) for s in shards[:4])
+    padded = data[:-5]  # 4091 bytes: three full shards of 1023 and a padded fourth
+    cut = codec.encode(padded)
+    part = np.frombuffer(padded, dtype=np.uint8)
+    assert all(np.shares_memory(np.frombuffer(s, dtype=np.uint8), part) for s in cut[:3])
+    assert not np.shares_memory(np.frombuffer(cut[3], dtype=np.uint8), part)
+    assert cut == reedsolo_shards(4, 2, padded)
     have = {i: bytes(shards[i]) for i in (0, 2, 3, 4, 5)}
     parts = codec.decode_parts(have, len(data) - 10)
     assert [len(p) for p in parts] == [1024, 1024, 1024, 1014]
