@@ -66,8 +66,6 @@ class LoadResult:
 
     library: IsalLibrary | None
     refused: tuple[str, ...]
-    searched: bool
-    """False when ``$RACKCLOUD_EC_ISAL`` turned the search off."""
 
 
 def _pyeclib_copies() -> list[Path]:
@@ -90,11 +88,10 @@ def search_enabled(env: Mapping[str, str] | None = None) -> bool:
 
 def candidates(env: Mapping[str, str] | None = None) -> list[Candidate]:
     """The libraries to try, in order (empty when the search is turned off)."""
-    if not search_enabled(env):
-        return []
     value = (os.environ if env is None else env).get(ENV)
     if value is not None:
-        return [Candidate(ENV, value.strip())]
+        named = value.strip()
+        return [] if named.lower() in _OFF else [Candidate(ENV, named)]
     found = [Candidate("system", name) for name in SYSTEM_NAMES]
     found += [Candidate("pyeclib", str(path)) for path in _pyeclib_copies()]
     return found
@@ -144,8 +141,6 @@ def _test(library: IsalLibrary) -> str | None:
 def load(
     found: list[Candidate],
     test: Callable[[IsalLibrary], str | None] = _test,
-    *,
-    searched: bool = True,
 ) -> LoadResult:
     """Try ``found`` in order; ``test`` returns None for a good library, else why not."""
     refused: list[str] = []
@@ -166,14 +161,14 @@ def load(
         if problem is not None:
             refused.append(f"{where} fails the self-test: {problem}")
             continue
-        return LoadResult(library, tuple(refused), searched)
-    return LoadResult(None, tuple(refused), searched)
+        return LoadResult(library, tuple(refused))
+    return LoadResult(None, tuple(refused))
 
 
 def choose(env: Mapping[str, str] | None = None) -> KernelChoice:
     """Search as this module describes and say what to use; never raises."""
     searched = search_enabled(env)
-    result = load(candidates(env), searched=searched)
+    result = load(candidates(env))
     if result.library is None:
         return KernelChoice(NUMPY, None, None, result.refused, searched)
     lib = result.library
